@@ -1,0 +1,1 @@
+"""rebind.adapters."""
