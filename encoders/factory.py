@@ -95,6 +95,7 @@ def get_config(name: str) -> dict:
 
 
 def parse_config(data: dict, name: str) -> tuple[EncoderConfig, ClipSpace, dict]:
+    data = {k: v for k, v in data.items() if k != "name"}
     cfg = from_dict(EncoderConfig, dict(data, name=name), f"encoder config {name!r}")
     try:
         space = get_space(cfg.space)
@@ -145,10 +146,10 @@ class MultimodalEncoder(nn.Module):
         return f"name={self.name!r}, space={self.space}"
 
 
-def create(name: "str | dict", modalities: Iterable[str] | None = None, checkpoint: Any = None,
+def create(name: "str | os.PathLike | dict", modalities: Iterable[str] | None = None, checkpoint: Any = None,
            device: "str | torch.device | None" = None, dtype: torch.dtype | None = None,
            strict: bool = True) -> MultimodalEncoder:
-    """Build the encoders of a registered config (or a config dict) and load weights.
+    """Build the encoders of a registered config, a config dict, or a saved encoder folder.
 
     modalities: which encoders to build (default: all in the config); the others are never allocated.
     checkpoint: None -> the config's bundled weights if it ships any, else random init (warned);
@@ -158,8 +159,17 @@ def create(name: "str | dict", modalities: Iterable[str] | None = None, checkpoi
     """
     if isinstance(name, dict):
         data, cname = copy.deepcopy(name), name.get("name", "custom")
+    elif Path(str(name)).expanduser().is_dir():  # a saved encoder: config.json + <modality>.safetensors
+        folder = Path(str(name)).expanduser()
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError(f"'{folder}' has no config.json; it is not a saved rebind encoder "
+                                    f"(save one with encoders.save_modalities(model, folder))")
+        data = json.loads((folder / "config.json").read_text())
+        cname = data.get("name") or folder.name
+        if checkpoint is None:
+            checkpoint = folder
     else:
-        data, cname = get_config(name), name
+        data, cname = get_config(str(name)), str(name)
     cfg, space, parsed = parse_config(data, cname)
     wanted = list(modalities) if modalities is not None else list(parsed)
     if isinstance(modalities, str):
@@ -315,7 +325,14 @@ def save_modalities(model: MultimodalEncoder, out_dir: "str | os.PathLike",
                                              "space": model.space.name})
         os.replace(tmp, target)
         written.append(target)
-    (out / "config.json").write_text(json.dumps(dict(model.config, name=model.name), indent=2))
+    # the folder's config lists exactly the modalities whose weights sit in it
+    config = copy.deepcopy(model.config)
+    present = {p.stem for p in out.glob("*.safetensors")}
+    config["modalities"] = {m: c for m, c in config["modalities"].items() if m in present}
+    config["name"] = model.name
+    tmp = out / "config.json.tmp"
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, out / "config.json")
     return written
 
 
