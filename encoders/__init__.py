@@ -19,6 +19,7 @@ from .factory import (CheckpointError, MultimodalEncoder, convert_imagebind, cre
                       list_models, load_checkpoint, read_state_dict, register_config, save_modalities)
 from .inputs import InputError
 from .model import ModalityEncoder
+from .quantize import quantize_int8
 from .spaces import ClipSpace, check_same_space, get_space, list_spaces, register_space
 
 DEFAULT_MODEL = "pocket"
@@ -28,7 +29,7 @@ __all__ = [
     "save_modalities", "convert_imagebind", "MultimodalEncoder", "ModalityEncoder",
     "ClipSpace", "get_space", "list_spaces", "register_space", "check_same_space",
     "embed_audio", "embed_depth", "embed_thermal", "embed_imu", "embed_text", "embed_image",
-    "resolve_encoder", "AudioPreprocessor", "AudioFbankConfig", "load_audio",
+    "resolve_encoder", "quantize_int8", "AudioPreprocessor", "AudioFbankConfig", "load_audio",
     "InputError", "CheckpointError", "ConfigError", "DEFAULT_MODEL",
 ]
 
