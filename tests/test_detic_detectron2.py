@@ -19,8 +19,8 @@ import adapters.detic as detic
 from detic_helpers import random_image, tiny_encoders, write_sounds
 from encoders.inputs import InputError
 
-# Detic's own code imports deprecated timm paths and calls torch.meshgrid without indexing=
-pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"),
+# Detic and detectron2 import deprecated timm/torch APIs and call torch.meshgrid without indexing=
+pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:torch.meshgrid:UserWarning")]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,6 +118,7 @@ def test_every_cascade_stage_gets_the_unit_embeddings_and_everything_is_restored
         assert set(found.names) <= {"dog", "bell", "rain"}
         assert found.masks is not None and found.masks.shape == (len(found), 100, 150)
         assert (found.boxes[:, 2] <= 150).all() and (found.boxes[:, 3] <= 100).all()
+        assert found.draw(image).size == (150, 100)
 
     after_stages, after_counts, after_keys = snapshot(det)
     for (w0, t0, p0, b0, n0), (w1, t1, p1, b1, n1) in zip(before_stages, after_stages):
@@ -135,6 +136,22 @@ def test_detect_uses_detics_own_scores_and_threshold(wrapped):
         kept = prompted.detect(image, threshold=cut)
     assert (kept.scores > cut).all() and len(kept) < len(everything)
     assert [p.test_score_thresh for p in wrapped.model.roi_heads.box_predictor] == [0.02] * 3  # put back
+    assert wrapped.model.roi_heads.one_class_per_proposal is False
+
+
+def test_one_class_per_proposal_as_detics_demo(wrapped):
+    def boxes_with_several_labels(found):
+        rows = [tuple(b) for b in found.boxes.round(decimals=3).tolist()]
+        return len(rows) - len(set(rows))
+
+    image = random_image(100, 150)
+    with wrapped.prompted(torch.randn(3, 32), threshold=0.0) as prompted:
+        assert boxes_with_several_labels(prompted.detect(image)) == 0
+        wrapped.one_class_per_proposal = None  # the config's setting (False): every class of every box
+        try:
+            assert boxes_with_several_labels(prompted.detect(image)) > 0
+        finally:
+            wrapped.one_class_per_proposal = True
 
 
 def test_from_audio_on_real_detic(wrapped, tmp_path, spy_reset_cls_test):

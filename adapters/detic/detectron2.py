@@ -105,11 +105,13 @@ def detic_config(config_file: "str | os.PathLike", opts: Sequence[Any] = (), det
 def load_detectron2_detic(config_file: "str | os.PathLike", weights: "str | os.PathLike | None" = None,
                           opts: Sequence[Any] = (), detic_root: "str | os.PathLike | None" = None,
                           device: str = "cpu", space: "str | ClipSpace" = PUBLIC_DETIC_SPACE,
-                          names: Sequence[str] | None = None) -> "Detectron2Detic":
+                          names: Sequence[str] | None = None,
+                          one_class_per_proposal: bool | None = True) -> "Detectron2Detic":
     """Build a Detic model from its config (+ weights) and wrap it for prompting.
 
     weights: a checkpoint path; None uses the config's MODEL.WEIGHTS (relative to ``detic_root``).
     space: the CLIP space of its classifier (public Detic models: openai-vit-b-32).
+    one_class_per_proposal: keep only each box's best class, as Detic's demo does (None: the config's).
     """
     cfg = detic_config(config_file, opts, detic_root, device)
     from detectron2.checkpoint import DetectionCheckpointer
@@ -122,7 +124,7 @@ def load_detectron2_detic(config_file: "str | os.PathLike", weights: "str | os.P
             path = str(Path(detic_root).expanduser() / path)
         DetectionCheckpointer(model).load(path)
     return Detectron2Detic(model.eval(), space=space, names=names, min_size_test=cfg.INPUT.MIN_SIZE_TEST,
-                           max_size_test=cfg.INPUT.MAX_SIZE_TEST)
+                           max_size_test=cfg.INPUT.MAX_SIZE_TEST, one_class_per_proposal=one_class_per_proposal)
 
 
 def find_zero_shot_classifiers(model: nn.Module) -> list[nn.Module]:
@@ -150,13 +152,21 @@ _NO_ATTRIBUTE = object()
 
 
 class Detectron2Detic(PromptableDetector):
-    """A detectron2 Detic model behind rebind's detector interface (inference only)."""
+    """A detectron2 Detic model behind rebind's detector interface (inference only).
+
+    Images are resized as detectron2's DefaultPredictor does (shortest edge ``min_size_test``, long
+    edge at most ``max_size_test``); scores, NMS and top-k are Detic's own. While it detects, the
+    box predictors' SCORE_THRESH_TEST is the requested threshold (as Detic's demo sets it) and, unless
+    ``one_class_per_proposal`` is None, the ROI heads' ONE_CLASS_PER_PROPOSAL too; both are put back.
+    """
 
     has_masks = True
 
     def __init__(self, model: nn.Module, space: "str | ClipSpace" = PUBLIC_DETIC_SPACE,
-                 names: Sequence[str] | None = None, min_size_test: int = 800, max_size_test: int = 1333):
+                 names: Sequence[str] | None = None, min_size_test: int = 800, max_size_test: int = 1333,
+                 one_class_per_proposal: bool | None = True):
         self.model = model
+        self.one_class_per_proposal = one_class_per_proposal
         self.classifiers = find_zero_shot_classifiers(model)
         if not self.classifiers:
             raise TypeError(f"found no Detic zero-shot classifier in {type(model).__name__} (no module with a "
@@ -271,18 +281,23 @@ class Detectron2Detic(PromptableDetector):
             resized = resize.get_transform(array).apply_image(array)
             inputs.append({"image": torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1))).to(device),
                            "height": img.height, "width": img.width})
-        predictors = [m for m in self.model.modules() if hasattr(m, "test_score_thresh")]
-        saved = [p.test_score_thresh for p in predictors]
+        # settings Detic's demo changes per run; (module, attribute, value while detecting)
+        settings = [(m, "test_score_thresh", threshold) for m in self.model.modules()
+                    if hasattr(m, "test_score_thresh")]  # applied before NMS, as SCORE_THRESH_TEST
+        if self.one_class_per_proposal is not None:
+            settings += [(m, "one_class_per_proposal", self.one_class_per_proposal) for m in self.model.modules()
+                         if hasattr(m, "one_class_per_proposal")]
+        saved = [getattr(m, name) for m, name, _ in settings]
         was_training = self.model.training
         try:
-            for p in predictors:  # Detic applies the threshold before NMS (its demo sets SCORE_THRESH_TEST)
-                p.test_score_thresh = threshold
+            for m, name, value in settings:
+                setattr(m, name, value)
             self.model.eval()
             with torch.inference_mode():
                 outputs = self.model(inputs)
         finally:
-            for p, value in zip(predictors, saved):
-                p.test_score_thresh = value
+            for (m, name, _), value in zip(settings, saved):
+                setattr(m, name, value)
             self.model.train(was_training)
         results = []
         for out in outputs:
