@@ -113,3 +113,24 @@ def test_space_must_be_known(owl_parts):
     with pytest.raises(ValueError, match="32-d queries"):
         detic.OwlDetector(model, space="test-16")
     assert detic.load_detector(model, space=OWL_SPACE.name).space.name == OWL_SPACE.name
+
+
+def test_owl_vit_v1_stretches_instead_of_padding():
+    torch.manual_seed(0)
+    config = transformers.OwlViTConfig(
+        text_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                         vocab_size=1000, max_position_embeddings=16),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                           image_size=64, patch_size=16),
+        projection_dim=32)
+    model = transformers.OwlViTForObjectDetection(config).eval()
+    torch.nn.init.zeros_(model.box_head.dense2.weight)
+    torch.nn.init.zeros_(model.box_head.dense2.bias)
+    owl = detic.OwlDetector(model, space=OWL_SPACE.name)
+    assert not owl.is_v2
+    with owl.prompted(torch.randn(2, 32), threshold=0.0) as prompted:
+        found = prompted.detect(random_image(40, 160))
+    # grid boxes as fractions of each side: x in quarters of 160, y in quarters of 40
+    xs = {round(v, 1) for v in found.boxes[:, [0, 2]].flatten().tolist()}
+    ys = {round(v, 1) for v in found.boxes[:, [1, 3]].flatten().tolist()}
+    assert len(found) > 0 and xs <= {20.0, 60.0, 100.0, 140.0, 160.0} and ys <= {5.0, 15.0, 25.0, 35.0, 40.0}
