@@ -1,7 +1,8 @@
 """The real-Detic backend against real Detic code (detectron2 + the Detic source).
 
 Needs detectron2 and the Detic source; skipped (with the reason) when either is missing. The
-source is found through $REBIND_DETIC_SOURCE (a Detic checkout or the tarball), else the tarball
+source is found through $REBIND_DETIC_SOURCE (a Detic checkout or the tarball) or
+$REBIND_DETIC_TARBALL, else the tarball
 in ../shared/thirdparty/ (see its README). A SHRUNK Detic (ResNet-18 FPN, 128-px input, a 32-d
 zero-shot head in the test-32 space, random weights, no downloads) keeps a forward at seconds.
 """
@@ -39,8 +40,9 @@ SHRINK = [
 
 
 def find_detic_source() -> Path | None:
-    if os.environ.get("REBIND_DETIC_SOURCE"):
-        return Path(os.environ["REBIND_DETIC_SOURCE"]).expanduser()
+    for variable in ("REBIND_DETIC_SOURCE", "REBIND_DETIC_TARBALL"):  # the latter is what .ci/run exports
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser()
     for folder in (REPO.parent / "shared" / "thirdparty", REPO.parent.parent / "shared" / "thirdparty"):
         found = sorted(folder.glob("detic-*.tar.gz")) if folder.is_dir() else []
         if found:
@@ -57,8 +59,8 @@ def detic_root(tmp_path_factory):
                     "../shared/thirdparty/detectron2-0.6-cp311-cp311-linux_x86_64.whl)")
     source = find_detic_source()
     if source is None or not source.exists():
-        pytest.skip("the Detic source is not available: set REBIND_DETIC_SOURCE to a Detic checkout or "
-                    "to ../shared/thirdparty/detic-*.tar.gz")
+        pytest.skip("the Detic source is not available: set REBIND_DETIC_SOURCE (or REBIND_DETIC_TARBALL) "
+                    "to a Detic checkout or to ../shared/thirdparty/detic-*.tar.gz")
     if source.is_dir():
         root = source
     else:
