@@ -24,8 +24,8 @@ def tiny_detector(space: str = "test-32", backbone: str = "mobilenet_v3_small", 
     from adapters.detic import DeticStyleConfig, DeticStyleDetector
 
     torch.manual_seed(seed)
-    config = DeticStyleConfig(space=space, backbone=backbone, fpn_channels=16, representation_size=32,
-                              min_size=[128], max_size=160, **overrides)
+    settings = dict(fpn_channels=16, representation_size=32, min_size=[128], max_size=160)
+    config = DeticStyleConfig(space=space, backbone=backbone, **{**settings, **overrides})
     return DeticStyleDetector(config).eval()
 
 

@@ -26,8 +26,20 @@ def sounds(tmp_path):
     return write_sounds(tmp_path)
 
 
-def test_n_sounds_become_n_classes_named_after_the_files(enc, sounds):
-    model = tiny_detector()
+@pytest.fixture(scope="module")
+def shared_model():
+    return tiny_detector()
+
+
+@pytest.fixture
+def model(shared_model):
+    """One detector for the module: every test must leave it as it found it (no classes)."""
+    assert shared_model.num_classes == 0
+    yield shared_model
+    assert shared_model.num_classes == 0 and shared_model.classifier.class_embeddings.shape == (32, 1)
+
+
+def test_n_sounds_become_n_classes_named_after_the_files(enc, sounds, model):
     expected = adapters.embed(sounds, "audio", encoder=enc).vectors
     with detic.from_audio(sounds, detector=model, encoder=enc, threshold=0.0) as prompted:
         assert prompted.class_names == ["dog", "doorbell", "rain"] == model.class_names
@@ -40,41 +52,42 @@ def test_n_sounds_become_n_classes_named_after_the_files(enc, sounds):
     assert model.num_classes == 0
 
 
-def test_names_and_arrays(enc, sounds):
+def test_names_and_arrays(enc, sounds, model):
     data, rate = sf.read(sounds[0], dtype="float32")
-    prompted = detic.from_audio([(data, rate), sounds[1]], detector=tiny_detector(), encoder=enc,
-                                names=["bark", "ding"])
-    assert prompted.class_names == ["bark", "ding"]
+    prompted = detic.from_audio([(data, rate), sounds[1]], detector=model, encoder=enc, names=["bark", "ding"])
+    assert prompted.class_names == ["bark", "ding"] == model.class_names
+    prompted.restore()
     with pytest.raises(InputError, match="3 names for 2"):
-        detic.from_audio(sounds[:2], detector=tiny_detector(), encoder=enc, names=["a", "b", "c"])
+        detic.from_audio(sounds[:2], detector=model, encoder=enc, names=["a", "b", "c"])
 
 
-def test_silent_audio_is_refused_by_name(enc, tmp_path, sounds):
+def test_silent_audio_is_refused_by_name(enc, tmp_path, sounds, model):
     silent = tmp_path / "quiet_room.wav"
     sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
     with pytest.raises(InputError, match="quiet_room.wav.*silent"):
-        detic.from_audio([sounds[0], silent], detector=tiny_detector(), encoder=enc)
+        detic.from_audio([sounds[0], silent], detector=model, encoder=enc)
 
 
-def test_unknown_file_types_are_refused(enc, tmp_path):
+def test_unknown_file_types_are_refused(enc, tmp_path, model):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a sound")
     with pytest.raises(InputError, match=r"notes.txt.*unknown audio file type '\.txt'"):
-        detic.from_audio(notes, detector=tiny_detector(), encoder=enc)
+        detic.from_audio(notes, detector=model, encoder=enc)
     fake = tmp_path / "fake.wav"
     fake.write_bytes(b"RIFF but not really a wave file")
     with pytest.raises(InputError, match="could not decode audio file"):
-        detic.from_audio(fake, detector=tiny_detector(), encoder=enc)
+        detic.from_audio(fake, detector=model, encoder=enc)
 
 
 @pytest.mark.parametrize("threshold", [-0.1, 1.5, True, "0.9", float("nan")])
-def test_threshold_outside_0_1_is_a_value_error_naming_it(enc, sounds, threshold):
+def test_threshold_outside_0_1_is_a_value_error_naming_it(enc, sounds, threshold, model):
     with pytest.raises(ValueError, match="threshold"):
-        detic.from_audio(sounds[0], detector=tiny_detector(), encoder=enc, threshold=threshold)
-    model = tiny_detector()
-    model.set_class_embeddings(torch.randn(2, 32))
-    with pytest.raises(ValueError, match="threshold"):
-        model.detect(random_image(), threshold=threshold)
+        detic.from_audio(sounds[0], detector=model, encoder=enc, threshold=threshold)
+    with model.prompted(torch.randn(2, 32)) as prompted:
+        with pytest.raises(ValueError, match="threshold"):
+            model.detect(random_image(), threshold=threshold)
+        with pytest.raises(ValueError, match="threshold"):
+            prompted.detect(random_image(), threshold=threshold)
 
 
 def test_audio_from_another_space_is_refused_with_both_spaces_and_a_bridge(enc, sounds):
@@ -95,8 +108,7 @@ def test_a_bridge_carries_audio_into_the_detector_space(enc, sounds):
         assert torch.allclose(model16.get_class_embeddings(), expected, atol=1e-5)
 
 
-def test_from_embeddings_checks_the_dimension(enc):
-    model = tiny_detector()
+def test_from_embeddings_checks_the_dimension(model):
     with pytest.raises(InputError, match=r"test-32 \(32-d\).*\[C, 32\].*bridge"):
         detic.from_embeddings(torch.randn(2, 16), detector=model)
     with pytest.raises(ValueError, match="test-16.*test-32.*bridge"):
@@ -105,8 +117,7 @@ def test_from_embeddings_checks_the_dimension(enc):
         assert model.num_classes == 4 and prompted.class_names == list("abcd")
 
 
-def test_from_text_and_from_depth(enc):
-    model = tiny_detector()
+def test_from_text_and_from_depth(enc, model):
     with detic.from_text(["a dog", "a red ball"], detector=model, encoder=enc) as prompted:
         assert prompted.class_names == ["a dog", "a red ball"]
         expected = adapters.embed(["a dog", "a red ball"], "text", encoder=enc).vectors
@@ -117,17 +128,17 @@ def test_from_text_and_from_depth(enc):
         assert model.class_names == ["near", "far"] and model.num_classes == 2
 
 
-def test_mixed_embeddings_prompt_a_detector(enc, sounds):
+def test_mixed_embeddings_prompt_a_detector(enc, sounds, model):
     sound = adapters.embed(sounds[:1], "audio", encoder=enc)
     text = adapters.embed(["a beach"], "text", encoder=enc)
     mixed = adapters.mix([(sound, 0.7), (text, 0.3)])
-    with detic.from_embeddings(mixed, detector=tiny_detector()) as prompted:
+    with detic.from_embeddings(mixed, detector=model) as prompted:
         assert len(prompted.class_names) == 1 and "dog" in prompted.class_names[0]
 
 
 @pytest.fixture
-def prompted(enc, sounds):
-    with detic.from_audio(sounds, detector=tiny_detector(), encoder=enc, threshold=0.0) as p:
+def prompted(enc, sounds, model):
+    with detic.from_audio(sounds, detector=model, encoder=enc, threshold=0.0) as p:
         yield p
 
 
