@@ -63,7 +63,8 @@ class Embeddings:
         if space.name == self.space.name:
             return self
         if bridge is None:
-            check_same_space(self.space, space, f"{self.modality} embedding")
+            what = "embedding" if self.modality in ("embedding", "unknown") else f"{self.modality} embedding"
+            check_same_space(self.space, space, what)
         if not isinstance(bridge, Bridge):
             bridge = Bridge.load(bridge)
         if bridge.source.name != self.space.name or bridge.target.name != space.name:
