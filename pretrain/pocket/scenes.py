@@ -20,7 +20,7 @@ from PIL import Image
 CAMERA_HEIGHT = 1.6  # m
 BASELINE = 0.12  # m
 FAR = 60.0  # m: sky and far ground
-NEAR, FARTHEST_OBJECT = 2.5, 14.0  # m, object distances
+NEAR, FARTHEST_OBJECT = 2.5, 10.0  # m, object distances
 ALPHA_SOLID = 128  # alpha > this counts as the object (mask, box, depth)
 
 # rough real heights in metres; unlisted categories use 1.0
@@ -39,7 +39,7 @@ OBJECT_HEIGHT_M = {
 class Camera:
     width: int = 256
     height: int = 256
-    focal_px: float = 240.0
+    focal_px: float = 320.0  # ~44 degree field of view at 256 px
     height_m: float = CAMERA_HEIGHT
     baseline_m: float = BASELINE
 
@@ -88,7 +88,9 @@ def make_scene(items: list[SceneItem], backgrounds: list[Image.Image], camera: C
                max_objects: int = 4, max_overlap: float = 0.3):
     """-> (rgb Image, disparity float32 (H, W), instance mask uint8 (H, W), record dict).
 
-    Instance k (1-based, the order of record["objects"]) owns the pixels where mask == k.
+    Instance k (1-based, the order of record["objects"], far to near) owns the pixels where
+    mask == k; boxes are the whole pasted object (amodal), `visible_fraction` says how much of it
+    nearer objects leave visible. Objects less than MIN_VISIBLE visible are not labelled.
     """
     rgb, bg_index = random_background(backgrounds, camera, rng)
     horizon = float(rng.uniform(0.3, 0.5) * camera.height)
@@ -140,13 +142,35 @@ def make_scene(items: list[SceneItem], backgrounds: list[Image.Image], camera: C
         instance = len(placed) + 1
         mask[region][solid] = instance
         placed.append({"label": item.label, "box": box, "distance_m": round(float(z), 4),
-                       "instance": instance, "source_image": item.ref})
+                       "instance": instance, "source_image": item.ref, "_area": int(solid.sum())})
+    placed, hidden, mask = _drop_hidden(placed, mask)
     disparity = camera.disparity(depth).astype(np.float32)
     record = {"width": camera.width, "height": camera.height, "focal_px": camera.focal_px,
               "baseline_m": camera.baseline_m, "camera_height_m": camera.height_m,
               "horizon_y": round(horizon, 3), "far_m": FAR, "background": bg_index,
-              "objects": placed}
+              "objects": placed, "hidden": hidden}
     return rgb, disparity, mask, record
+
+
+MIN_VISIBLE = 0.1  # objects hidden behind nearer ones beyond this are not labelled
+
+
+def _drop_hidden(placed: list[dict], mask: np.ndarray) -> tuple[list[dict], list[dict], np.ndarray]:
+    """Record each object's visible fraction, move the (nearly) hidden ones out of the labels
+    (their slivers keep their depth), renumber instances."""
+    kept, hidden, new_mask = [], [], np.zeros_like(mask)
+    for obj in placed:
+        visible = mask == obj["instance"]
+        fraction = float(visible.sum()) / obj.pop("_area")
+        if fraction < MIN_VISIBLE:
+            obj.pop("instance")
+            hidden.append({**obj, "visible_fraction": round(fraction, 4)})
+            continue
+        obj["visible_fraction"] = round(fraction, 4)
+        obj["instance"] = len(kept) + 1
+        new_mask[visible] = obj["instance"]
+        kept.append(obj)
+    return kept, hidden, new_mask
 
 
 def write_scenes(out_dir, split: str, count: int, items: list[SceneItem],
