@@ -171,6 +171,7 @@ def test_grouping_joins_numbered_variants_by_name_stem():
     assert stems[0] == stems[1] == "snd/sheep"
     assert A.name_stem("x/LRBark_1_LA_cut.ogg") == A.name_stem("x/LRBark_3_LA_cut.ogg")
     assert A.name_stem("x/fire_fire.1.ogg") == "x/fire_fire"
+    assert A.name_stem("x/bird1_00.ogg") == "x/bird1" != A.name_stem("x/bird2_00.ogg")
     g = A.group_recordings([a, b], stems)
     assert g.recording[0] == g.recording[1]
     g = A.group_recordings([a, b], ["snd/a", "snd/b"])

@@ -205,8 +205,10 @@ def name_stem(path: str) -> str:
     """Directory + file name without extension, edit tags and trailing take number."""
     head, _, name = path.rpartition("/")
     base = name.rsplit(".", 1)[0] if "." in name else name
-    for _ in range(3):  # "LRBark_1_LA_cut" -> "LRBark_1" -> "LRBark"
-        base = _TAKE_NUMBER.sub("", _EDIT_TAGS.sub("", base)) or base
+    # edit tags first, then ONE take number: "LRBark_1_LA_cut" -> "LRBark_1" -> "LRBark",
+    # while "bird1_00" -> "bird1" keeps bird species 1 apart from bird species 2
+    base = _EDIT_TAGS.sub("", base) or base
+    base = _TAKE_NUMBER.sub("", base) or base
     return f"{head}/{base.lower()}"
 
 

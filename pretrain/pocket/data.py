@@ -239,6 +239,9 @@ def write_attribution(out: Path, fetched: dict[str, FetchedSource], audio_rows: 
     write_text_atomic(out / "ATTRIBUTION.md", "\n".join(lines))
 
 
+MIN_RECORDINGS = 5  # what a "main" category should have after dedupe
+
+
 def summary_table(categories: tuple[Category, ...], audio_rows: list[dict],
                   image_rows: list[dict]) -> str:
     clips = Counter((r["label"], r["split"]) for r in audio_rows)
@@ -258,6 +261,8 @@ def summary_table(categories: tuple[Category, ...], audio_rows: list[dict],
             for s, n in zip(SPLITS, v):
                 tot[(k, s)] += n
         tier = c.tier + (f" ({c.why})" if c.why else "")
+        if c.tier == "main" and sum(rc) < MIN_RECORDINGS:
+            tier += f" (THIN: {sum(rc)} recordings < {MIN_RECORDINGS})"
         lines.append(f"| {c.name} | {tier} | {'/'.join(map(str, rc))} | "
                      f"{'/'.join(map(str, cc))} | {'/'.join(map(str, ic))} |")
     lines.append("| **total** | | " + " | ".join(
