@@ -419,6 +419,9 @@ def _from_pretrained(source: "Path | str", dtype: torch.dtype | None):
 
     kwargs = {"torch_dtype": dtype} if dtype is not None else {}
     if isinstance(source, Path):
+        index = json.loads((source / "model_index.json").read_text())
+        if index.get("_class_name") == "UnCLIPPipeline":
+            return _load_karlo_folder(source, index, dtype)
         return DiffusionPipeline.from_pretrained(str(source), **kwargs)
     try:
         return DiffusionPipeline.from_pretrained(source, **kwargs)
@@ -429,6 +432,41 @@ def _from_pretrained(source: "Path | str", dtype: torch.dtype | None):
             f"download the model where there is network (`hf download {source} --local-dir "
             f"{source.split('/')[-1]}`), copy the folder here and pass its path: "
             f"load_pipeline('/path/to/{source.split('/')[-1]}')") from None
+
+
+def _load_karlo_folder(folder: Path, index: dict, dtype: torch.dtype | None):
+    """Load an ``UnCLIPPipeline`` folder component by component.
+
+    diffusers 0.42 cannot resolve the deprecated ``UnCLIPTextProjModel`` named in a Karlo
+    ``model_index.json`` -- neither the hub's ``["unclip", ...]`` nor its own saved
+    ``["diffusers", ...]`` -- so ``from_pretrained`` fails on every Karlo folder.
+    """
+    import diffusers
+    import transformers
+    from diffusers import UnCLIPPipeline
+    from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
+
+    components = {}
+    for name, entry in index.items():
+        if name.startswith("_") or not isinstance(entry, list) or len(entry) != 2:
+            continue
+        library, class_name = entry
+        if class_name is None:
+            components[name] = None
+            continue
+        if name == "text_proj":
+            cls = UnCLIPTextProjModel
+        else:
+            cls = getattr(transformers if library == "transformers" else diffusers, class_name, None)
+            if cls is None:
+                raise InputError(f"{folder}/model_index.json names {library}.{class_name} for {name!r}, "
+                                 f"which this environment does not have")
+        is_model = isinstance(cls, type) and issubclass(cls, torch.nn.Module)
+        extra = {"torch_dtype": dtype} if is_model and dtype is not None else {}
+        components[name] = cls.from_pretrained(str(folder / name), **extra)
+    pipe = UnCLIPPipeline(**components)
+    pipe.register_to_config(_name_or_path=str(folder))
+    return pipe
 
 
 # -------------------------------------------------------------------------------- packaging (pocket)
