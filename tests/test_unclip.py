@@ -270,7 +270,10 @@ def test_build_save_load_roundtrip(tmp_path, encoder, sounds):
     assert mean_abs_diff(a, b) == 0.0
     # a pipeline object loaded by diffusers itself still finds its recorded space
     from diffusers import DiffusionPipeline
-    assert unclip.UnclipGenerator(DiffusionPipeline.from_pretrained(str(folder))).space.name == "test-32"
+    raw = DiffusionPipeline.from_pretrained(str(folder))
+    assert unclip.UnclipGenerator(raw).space.name == "test-32"
+    with pytest.raises(InputError, match="contradicts the space 'test-32' recorded"):
+        unclip.UnclipGenerator(raw, space="openai-vit-l-14")
     unclip.clear_cache()
 
 
@@ -311,3 +314,14 @@ def test_hub_names_and_bad_paths_fail_clearly(tmp_path):
         unclip.load_pipeline(tmp_path / "empty")
     with pytest.raises(TypeError, match="StableUnCLIPImg2ImgPipeline"):
         unclip.load_pipeline(object())
+
+
+def test_import_stays_light():
+    """diffusers / transformers are imported inside the functions that need them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, adapters.unclip; heavy = [m for m in ('diffusers', 'transformers') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True)

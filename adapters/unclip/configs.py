@@ -151,12 +151,15 @@ STABLE_UNCLIP = {
 
 
 def stable_unclip_pipeline(variant: str = "tiny", seed: int = 0, dim: int | None = None,
-                           normalizer_stats: "tuple[Any, Any] | None" = None):
+                           normalizer_stats: "tuple[Any, Any] | None" = None, device: Any = None,
+                           dtype: torch.dtype | None = None):
     """A ``StableUnCLIPImg2ImgPipeline`` with random weights in the geometry of ``variant``.
 
     variant: "tiny" (32-d, 16x16 latents, 32 px images by default), "h" (1024-d, 768 px) or "l"
     (768-d, 768 px). ``dim`` overrides the embedding width of the tiny variant. ``normalizer_stats``
     (mean, std) fills the embedding normalizer (default: identity, as in the -h release).
+    device / dtype: each component is built on ``device`` and cast to ``dtype`` as soon as it exists,
+    so a real-size build never holds more than one float32 component at a time (~3.5 GB, the UNet).
     """
     from diffusers import AutoencoderKL, StableUnCLIPImg2ImgPipeline, UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
@@ -167,21 +170,25 @@ def stable_unclip_pipeline(variant: str = "tiny", seed: int = 0, dim: int | None
         raise ValueError(f"unknown Stable unCLIP variant {variant!r}; expected one of {sorted(STABLE_UNCLIP)}")
     spec = STABLE_UNCLIP[variant]
     emb = dim or spec["dim"]
-    with _seeded(seed):
-        unet = UNet2DConditionModel(in_channels=4, out_channels=4, class_embed_type="projection",
-                                    projection_class_embeddings_input_dim=2 * emb, use_linear_projection=True,
-                                    upcast_attention=True, **spec["unet"]).eval()
-        vae = AutoencoderKL(in_channels=3, out_channels=3, **spec["vae"]).eval()
-        text = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=2, pad_token_id=2, vocab_size=49408
-                                            if variant != "tiny" else 1000, max_position_embeddings=77,
-                                            **spec["text"])).eval()
-        vision = CLIPVisionModelWithProjection(CLIPVisionConfig(projection_dim=emb, **spec["vision"])).eval()
+    def place(module):  # built on `device` already (torch.device context below)
+        return (module if dtype is None else module.to(dtype=dtype)).eval()
+
+    with _seeded(seed), torch.device(device or "cpu"):
+        unet = place(UNet2DConditionModel(in_channels=4, out_channels=4, class_embed_type="projection",
+                                          projection_class_embeddings_input_dim=2 * emb, use_linear_projection=True,
+                                          upcast_attention=True, **spec["unet"]))
+        vae = place(AutoencoderKL(in_channels=3, out_channels=3, **spec["vae"]))
+        text = place(CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=2, pad_token_id=2,
+                                                  vocab_size=49408 if variant != "tiny" else 1000,
+                                                  max_position_embeddings=77, **spec["text"])))
+        vision = place(CLIPVisionModelWithProjection(CLIPVisionConfig(projection_dim=emb, **spec["vision"])))
     normalizer = StableUnCLIPImageNormalizer(embedding_dim=emb)
     if normalizer_stats is not None:
         mean, std = (torch.as_tensor(s, dtype=torch.float32).reshape(1, emb) for s in normalizer_stats)
         with torch.no_grad():
             normalizer.mean.copy_(mean)
             normalizer.std.copy_(std)
+    normalizer = normalizer.to(device or "cpu", dtype)  # its own .to(device, dtype) signature
     size = spec["vision"]["image_size"]
     return StableUnCLIPImg2ImgPipeline(
         feature_extractor=CLIPImageProcessor(crop_size=size, size=size), image_encoder=vision,

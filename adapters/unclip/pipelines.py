@@ -136,16 +136,19 @@ class UnclipGenerator:
         self.pipe = pipe
         self.kind = pipeline_kind(pipe)
         self.dim = embedding_dim(pipe, self.kind)
+        folder = getattr(pipe, "name_or_path", None)
+        note = read_note(folder) if folder and Path(str(folder)).is_dir() else {}
         if space is None:
             self.space = infer_space(pipe, self.kind)
         else:
             self.space = get_space(space)
+            if note.get("space") and note["space"] != self.space.name:
+                raise InputError(f"space={self.space.name!r} contradicts the space {note['space']!r} recorded in "
+                                 f"{folder}/{NOTE_FILE}; drop space= (or fix the note)")
         if self.space.dim != self.dim:
             raise InputError(
                 f"this {self.kind} pipeline takes {self.dim}-d embeddings but space {self.space} is "
                 f"{self.space.dim}-d; pass the space the pipeline was trained in")
-        folder = getattr(pipe, "name_or_path", None)
-        note = read_note(folder) if folder and Path(str(folder)).is_dir() else {}
         if image_embed_norm is None:
             image_embed_norm = note.get("image_embed_norm")
         if image_embed_norm is not None and not (float(image_embed_norm) > 0 and math.isfinite(image_embed_norm)):
