@@ -157,7 +157,7 @@ def _file_path(item: Any) -> str | None:
 
 
 def _models_line(models: DemoModels) -> str:
-    described = models.describe()
+    described = models.describe(with_state=False)
     return " · ".join(f"**{part}**: {html.escape(text)}" for part, text in described.items())
 
 
@@ -223,7 +223,7 @@ def build_app(models: DemoModels | None = None, max_sound_seconds: float = MAX_S
                 with gr.Column():
                     overlay = gr.Image(type="pil", label="Overlay", format="png", elem_id="detect-overlay")
                     table = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str"] + ["number"] * 5,
-                                         label="Boxes (pixels)", interactive=False)
+                                         label="Boxes (pixels)", interactive=False, elem_id="detect-table")
                     json_file = gr.File(label="Detections (JSON)")
             detect_inputs = [image, detect_sound, more_sounds, labels, threshold]
             detect_button.click(detect, inputs=detect_inputs, outputs=[overlay, table, json_file], api_name="detect")

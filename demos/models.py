@@ -108,8 +108,8 @@ class DemoModels:
         """Whether ``part`` ("encoder", "detector" or "unclip") is the embedded default."""
         return getattr(self, f"{part}_spec") is None
 
-    def describe(self) -> dict[str, str]:
-        """One line per part for people: which model, and whether it is loaded yet."""
+    def describe(self, with_state: bool = True) -> dict[str, str]:
+        """One line per part for people: which model (and, ``with_state``, whether it is loaded yet)."""
         def name(spec: Any, extra: str = "") -> str:
             if spec is None:
                 return "pocket (embedded default)"
@@ -118,10 +118,11 @@ class DemoModels:
             return type(spec).__name__
 
         ckpt = f" + {self.checkpoint}" if self.checkpoint not in (None, False) else ""
+        later = " (not loaded yet)" if with_state else ""
         return {
-            "encoder": name(self.encoder_spec, ckpt) + ("" if self._encoders else " (not loaded yet)"),
-            "detector": name(self.detector_spec) + ("" if self._detector is not None else " (not loaded yet)"),
-            "unclip": name(self.unclip_spec) + ("" if self._generator is not None else " (not loaded yet)"),
+            "encoder": name(self.encoder_spec, ckpt) + ("" if self._encoders else later),
+            "detector": name(self.detector_spec) + ("" if self._detector is not None else later),
+            "unclip": name(self.unclip_spec) + ("" if self._generator is not None else later),
         }
 
     def check_installed(self, parts: tuple[str, ...] = PARTS) -> None:
