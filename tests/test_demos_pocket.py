@@ -1,0 +1,66 @@
+"""The demos on the embedded default (the pocket models), with no model flags at all.
+
+These skip until the pocket encoders, detector and unCLIP are installed in this checkout
+(encoders/weights/pocket/, adapters/weights/pocket_detector/, adapters/weights/pocket_unclip/).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from demos.bundled import example_scene, example_sound
+from demos.models import DemoModels, pocket_installed, pocket_missing
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not pocket_installed(),
+                                reason="the pocket weights are not installed yet: " + "; ".join(pocket_missing()))
+
+# Ground truth of the bundled scenes (demos/examples/ATTRIBUTION.md), x0 y0 x1 y1 in pixels.
+DOG_IN_DOG_SCENE = [134, 127, 159, 154]
+CAR_IN_CAR_SCENE = [17, 100, 99, 152]
+
+
+def iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_python_m_demos_finds_the_barking_dog_and_paints_in_well_under_a_minute(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "demos"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    seconds = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "rebind-demo" / "summary.json").read_text())
+    assert summary["space"] == "pocket" and summary["threshold"] == 0.9
+    dogs = [d for d in summary["detections"] if d["name"] == "dog"]
+    assert dogs and max(iou(d["box"], DOG_IN_DOG_SCENE) for d in dogs) >= 0.5, summary["detections"]
+    assert len(summary["images"]) == 2 and all(Path(p).is_file() for p in summary["images"])
+    assert seconds < 60, f"python -m demos took {seconds:.0f} s"
+
+
+def test_the_overlay_script_finds_the_car_with_the_default_models(tmp_path):
+    from demos import detect
+
+    out = tmp_path / "car.png"
+    assert detect.main(["--audio", example_sound("car"), "--image", example_scene("scene_car_drums"),
+                        "--out", str(out)]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert any(iou(d["box"], CAR_IN_CAR_SCENE) >= 0.5 for d in record["detections"]), record["detections"]
+
+
+def test_the_default_models_share_one_space_and_the_app_paints_with_them():
+    from demos.app import DemoApp
+
+    models = DemoModels()
+    models.check_installed()
+    assert models.encoder("audio").space.name == models.detector().space.name == models.generator().space.name
+    images = DemoApp(models).generate(example_sound("dog"), num_images=1, steps=10)
+    assert len(images) == 1 and min(images[0][0].size) >= 32
