@@ -275,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     offline_environment()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("httpx", "root"):  # one line per HTTP request / tokenizer lookup otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     models = DemoModels.from_args(args)
     try:
         models.check_installed()
