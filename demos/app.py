@@ -274,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     offline_environment()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("httpx", "root"):  # one line per HTTP request / tokenizer lookup otherwise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the app's own messages (model loading, failed requests); libraries only when they warn
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("demos").setLevel(logging.INFO)
     models = DemoModels.from_args(args)
     try:
         models.check_installed()
