@@ -80,6 +80,7 @@ class DemoModels:
     unclip: None (pocket), a diffusers folder or hub name (offline: from the local cache only),
         or a pipeline / ``adapters.unclip.UnclipGenerator``.
     device / dtype: where the encoder and unCLIP run (the detector runs on ``device`` in float32).
+    names: how ``describe()`` shows parts given as objects, e.g. ``{"unclip": "my pipeline"}``.
     detector_bridge / unclip_bridge: a ``Bridge`` file when the encoder's CLIP space is not the
         detector's / the pipeline's (``python -m pretrain bridge``).
     """
@@ -89,7 +90,7 @@ class DemoModels:
     def __init__(self, encoder: Any = None, checkpoint: Any = None, detector: Any = None, unclip: Any = None,
                  device: Any = None, dtype: Any = None, detector_space: str | None = None,
                  detector_weights: Any = None, detic_root: Any = None, unclip_space: str | None = None,
-                 detector_bridge: Any = None, unclip_bridge: Any = None):
+                 detector_bridge: Any = None, unclip_bridge: Any = None, names: dict[str, str] | None = None):
         self.encoder_spec, self.checkpoint = encoder, checkpoint
         self.detector_spec, self.detector_space = detector, detector_space
         self.detector_weights, self.detic_root = detector_weights, detic_root
@@ -97,6 +98,7 @@ class DemoModels:
         self.device = None if device is None else str(device)
         self.dtype = _as_dtype(dtype)
         self.detector_bridge, self.unclip_bridge = detector_bridge, unclip_bridge
+        self.names = dict(names or {})  # how describe() shows objects, e.g. {"unclip": "tiny (random weights)"}
         self._encoders: dict[str, Any] = {}
         self._detector = None
         self._generator = None
@@ -110,7 +112,9 @@ class DemoModels:
 
     def describe(self, with_state: bool = True) -> dict[str, str]:
         """One line per part for people: which model (and, ``with_state``, whether it is loaded yet)."""
-        def name(spec: Any, extra: str = "") -> str:
+        def name(spec: Any, extra: str = "", part: str = "") -> str:
+            if part in self.names:
+                return self.names[part]
             if spec is None:
                 return "pocket (embedded default)"
             if isinstance(spec, (str, os.PathLike)):
@@ -120,9 +124,9 @@ class DemoModels:
         ckpt = f" + {self.checkpoint}" if self.checkpoint not in (None, False) else ""
         later = " (not loaded yet)" if with_state else ""
         return {
-            "encoder": name(self.encoder_spec, ckpt) + ("" if self._encoders else later),
-            "detector": name(self.detector_spec) + ("" if self._detector is not None else later),
-            "unclip": name(self.unclip_spec) + ("" if self._generator is not None else later),
+            "encoder": name(self.encoder_spec, ckpt, "encoder") + ("" if self._encoders else later),
+            "detector": name(self.detector_spec, part="detector") + ("" if self._detector is not None else later),
+            "unclip": name(self.unclip_spec, part="unclip") + ("" if self._generator is not None else later),
         }
 
     def check_installed(self, parts: tuple[str, ...] = PARTS) -> None:

@@ -61,7 +61,10 @@ def tiny_unclip(seed: int = 0):
 
 def tiny_models(**kwargs) -> DemoModels:
     """``DemoModels`` holding the three tiny stand-ins as objects."""
-    return DemoModels(encoder=tiny_encoder(), detector=tiny_detector(), unclip=tiny_unclip(), **kwargs)
+    names = {"encoder": "tiny imagebind_test (random weights)", "detector": "tiny Detic-style (random weights)",
+             "unclip": "tiny Stable unCLIP (random weights)"}
+    return DemoModels(encoder=tiny_encoder(), detector=tiny_detector(), unclip=tiny_unclip(),
+                      **{"names": names, **kwargs})
 
 
 def save_tiny_models(folder: "str | Path") -> dict[str, str]:
