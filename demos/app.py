@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 from . import offline_environment
 from .bundled import EXAMPLES_DIR, example_scene, example_sound
+from .generate import MAX_SEED
 from .inputs import MAX_SOUND_SECONDS, DemoInputError, check_image, check_sound
 from .models import DemoModels, ModelsNotInstalled, add_model_arguments
 
@@ -191,7 +192,7 @@ def build_app(models: DemoModels | None = None, max_sound_seconds: float = MAX_S
                                                info="the text/image share of the mix; the sound keeps the rest "
                                                     "(text and image together share it equally)")
                     with gr.Row():
-                        seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
                         steps = gr.Slider(1, 100, value=default_steps, step=1, label="Steps")
                         num_images = gr.Slider(1, 4, value=2, step=1, label="Images")
                     generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")

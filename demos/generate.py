@@ -2,6 +2,7 @@
 the unCLIP model in place of a CLIP image embedding."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .inputs import DemoInputError, Sound, check_image, check_sound
@@ -9,6 +10,7 @@ from .models import DemoModels
 
 MAX_IMAGES = 4
 MAX_STEPS = 100
+MAX_SEED = 2**31 - 1
 
 
 def images_from_sound(models: DemoModels, sound: Any, mix_text: str | None = None, mix_image: Any = None,
@@ -27,7 +29,7 @@ def images_from_sound(models: DemoModels, sound: Any, mix_text: str | None = Non
     checked = sound if isinstance(sound, Sound) else check_sound(sound)
     num_images = _whole(num_images, "number of images", 1, MAX_IMAGES)
     steps = None if steps is None else _whole(steps, "number of steps", 1, MAX_STEPS)
-    seed = None if seed is None or seed == "" else _whole(seed, "seed", 0, 2**63 - 1)
+    seed = None if seed is None or seed == "" else _whole(seed, "seed", 0, MAX_SEED)
     text = (mix_text or "").strip()
     picture = None if mix_image is None or mix_image == "" else check_image(mix_image, "image to mix in")
     parts = [p for p in (text or None, picture) if p is not None]
@@ -44,16 +46,18 @@ def images_from_sound(models: DemoModels, sound: Any, mix_text: str | None = Non
             mixed.append((adapters.embed([picture], "vision", models.encoder("vision"), labels=["image"]),
                           weight / len(parts)))
         embedding = adapters.mix(mixed)
-    return unclip.from_embeddings(embedding, pipeline=models.generator(), bridge=models.unclip_bridge,
-                                  num_images_per_prompt=num_images, num_inference_steps=steps, seed=seed,
-                                  **generate_kwargs)
+    generator = models.generator()
+    with models.generation_lock:
+        return unclip.from_embeddings(embedding, pipeline=generator, bridge=models.unclip_bridge,
+                                      num_images_per_prompt=num_images, num_inference_steps=steps, seed=seed,
+                                      **generate_kwargs)
 
 
 def _whole(value: Any, what: str, low: int, high: int) -> int:
     try:
-        number = float(value)
+        number = value if isinstance(value, int) and not isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         raise DemoInputError(f"The {what} must be a whole number, got {value!r}.") from None
-    if number != int(number) or not low <= number <= high:
+    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
         raise DemoInputError(f"The {what} must be a whole number from {low} to {high}, got {value!r}.")
     return int(number)

@@ -103,6 +103,8 @@ class DemoModels:
         self._detector = None
         self._generator = None
         self._lock = threading.RLock()
+        # a diffusers pipeline keeps per-call state (the scheduler's timesteps): one call at a time
+        self.generation_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ what is used
 

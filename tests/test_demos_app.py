@@ -223,3 +223,20 @@ def test_errors_reach_the_client_as_messages_and_the_server_keeps_serving(client
     assert refused.status_code == 413
     gallery = client.predict(handle_file(example_sound("car")), "", None, 0.3, 0, STEPS, 1, api_name="/generate")
     assert len(gallery) == 1 and gallery[0]["caption"] == "car #1"
+
+
+def test_concurrent_requests_give_the_same_images_as_one_at_a_time(models):
+    from concurrent.futures import ThreadPoolExecutor
+
+    handlers = DemoApp(models, default_steps=STEPS)
+    jobs = [("dog", 2, 3), ("drums", 3, 4), ("car", 2, 5), ("dog", 4, 6)]  # sound, steps, seed
+
+    def run(job):
+        sound, steps, seed = job
+        return pixels([im for im, _ in handlers.generate(example_sound(sound), steps=steps, seed=seed)])
+
+    alone = [run(job) for job in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(run, jobs * 2))
+    for i, result in enumerate(together):
+        assert np.array_equal(result, alone[i % len(jobs)])
