@@ -16,11 +16,13 @@ API (gradio_client): ``/generate`` (sound, mix_text, mix_image, mix_weight, seed
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import html
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -73,7 +75,8 @@ class DemoApp:
         self.models = models or DemoModels()
         self.max_sound_seconds = max_sound_seconds
         self.default_steps = default_steps
-        self._outputs = Path(tempfile.mkdtemp(prefix="rebind-demo-"))
+        self._outputs = Path(tempfile.mkdtemp(prefix="rebind-demo-"))  # the JSON files offered for download
+        atexit.register(shutil.rmtree, self._outputs, ignore_errors=True)
         self._count = 0
         self._count_lock = threading.Lock()
 
