@@ -1,0 +1,3 @@
+"""placeholder"""
+def fit_bridge(*a, **k): raise NotImplementedError
+def evaluate_bridge(*a, **k): raise NotImplementedError
