@@ -353,7 +353,7 @@ class CachedTargets:
 
     def target(self, ref: ImageRef, rng: np.random.Generator) -> torch.Tensor:
         v = int(rng.integers(self.views)) if self.views > 1 else 0
-        return torch.from_numpy(np.asarray(self.cache.embeddings[self.index[ref.key], v], dtype=np.float32))
+        return torch.tensor(np.asarray(self.cache.embeddings[self.index[ref.key], v], dtype=np.float32))
 
     def collate(self, targets: list) -> dict:
         return {"teacher": torch.stack(targets)}

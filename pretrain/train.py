@@ -64,6 +64,7 @@ class TrainResult:
     samples_per_s: float | None = None
     bad_files: int = 0
     history: list[dict] = field(default_factory=list)
+    signal: int = 0  # the signal that stopped the run (SIGINT/SIGTERM), 0 when it ran to the end
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -495,7 +496,9 @@ class Trainer:
         return enc_dir
 
     # --------------------------------------------------------------------------------------- run
-    def run(self) -> TrainResult:
+    def run(self, callback=None) -> TrainResult:
+        """Train to ``total_steps``. ``callback(trainer, stats)`` runs after every step (stats: step,
+        loss, acc, lr); returning True stops the run like SIGINT does (checkpoint, export)."""
         cfg, t = self.cfg, self.cfg.train
         metrics = MetricsLog(self.out / "metrics.csv", self.step_num,
                              self.out / "tensorboard" if t.tensorboard else None) if self.main else None
@@ -564,8 +567,12 @@ class Trainer:
                     acc_loss = acc_acc = acc_time = acc_data = acc_gn = 0.0
                     acc_n = 0
                 signalled = stop["signal"]
+                if callback is not None and callback(self, {"step": self.step_num, "loss": loss,
+                                                            "acc": float(out["acc"]),
+                                                            "lr": self.scheduler.get_last_lr()[0]}):
+                    signalled = stop["signal"] = stop["signal"] or -1
                 if self.world > 1:
-                    flag = torch.tensor([float(signalled)], device=self.device)
+                    flag = torch.tensor([1.0 if signalled else 0.0], device=self.device)
                     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                     signalled = int(flag.item())
                 if signalled:
@@ -589,14 +596,14 @@ class Trainer:
             if len(self.bad):
                 log.warning("%d bad input file(s) were skipped; see %s", len(self.bad), self.out / "bad_files.txt")
         if interrupted and self.main:
-            log.warning("stopped by signal %d at step %d; checkpoint saved, continue with --resume",
-                        stop["signal"], self.step_num)
+            log.warning("stopped (%s) at step %d; checkpoint saved, continue with --resume",
+                        "callback" if stop["signal"] == -1 else f"signal {stop['signal']}", self.step_num)
         return TrainResult(self.out, enc_dir, self.step_num, self.total_steps, last_loss, self.space.name,
                            self.out / "metrics.csv", plot, interrupted, rate, len(self.bad),
-                           list(metrics.rows) if metrics is not None else [])
+                           list(metrics.rows) if metrics is not None else [], max(stop["signal"], 0))
 
 
 def train(config: "RunConfig | dict | str | os.PathLike", resume: bool = False,
-          overrides: "list[str] | dict | None" = None) -> TrainResult:
-    """Train a student encoder against a frozen teacher; see the module docstring."""
-    return Trainer(config, resume=resume, overrides=overrides).run()
+          overrides: "list[str] | dict | None" = None, callback=None) -> TrainResult:
+    """Train a student encoder against a frozen teacher; see the module docstring and ``Trainer.run``."""
+    return Trainer(config, resume=resume, overrides=overrides).run(callback)
