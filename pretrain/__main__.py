@@ -25,9 +25,12 @@ def _setup_logging() -> None:
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s [%(name)s{'' if rank == 0 else f' rank {rank}'}] %(message)s",
-                        datefmt="%H:%M:%S")
-    for noisy in ("root", "open_clip"):  # open_clip logs every step of model creation at INFO
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+                        datefmt="%H:%M:%S", force=True)
+    # open_clip logs every step of model creation on the root logger at INFO: keep the root at
+    # WARNING and let rebind's own loggers speak
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("pretrain", "encoders"):
+        logging.getLogger(name).setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
 
 def _tower_args(p: argparse.ArgumentParser, prefix: str, what: str) -> None:

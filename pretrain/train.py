@@ -359,6 +359,7 @@ class Trainer:
         if compile_:
             self.forward = torch.compile(self.forward)
         self.step_num = 0
+        self.window = {"loss": 0.0, "acc": 0.0, "grad_norm": 0.0, "n": 0}  # metrics since the last log row
         self.positions: dict = {}
         self.resumed = False
         if resume and self.ckpt_path.exists():
@@ -444,7 +445,7 @@ class Trainer:
                      "scaler": self.scaler.state_dict(), "rng": rngs,
                      "data": {"webdataset": self.webdataset, "num_workers": self.cfg.data.num_workers,
                               "positions": [{int(k): list(v) for k, v in p.items()} for p in positions]},
-                     "config": json.dumps(self.cfg.to_dict())}
+                     "window": dict(self.window), "config": json.dumps(self.cfg.to_dict())}
             ckpt.save_checkpoint(self.ckpt_path, state)
             ckpt.write_marker(self.ckpt_path.parent, {"step": self.step_num, "time": time.time()})
         if self.world > 1:
@@ -457,6 +458,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step_num = int(state["step"])
+        self.window = dict(state.get("window", self.window))
         old = json.loads(state["config"])
         new = self.cfg.to_dict()
         changed = sorted(f"{sec}.{k}" for sec in new if isinstance(new[sec], dict)
@@ -527,7 +529,8 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.step_num, desc="train", unit="step", dynamic_ncols=True)
-        acc_loss, acc_acc, acc_n, acc_time, acc_data, acc_gn = 0.0, 0.0, 0, 0.0, 0.0, 0.0
+        acc_time, acc_data, timed = 0.0, 0.0, 0
+        w = self.window
         last_loss, interrupted, rate = None, False, None
         start = time.perf_counter()
         last_saved = self.step_num
@@ -545,27 +548,30 @@ class Trainer:
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss} at step {self.step_num}; lower optim.lr or use "
                                              f"train.precision: fp32")
-                acc_loss += loss
-                acc_acc += float(out["acc"])
-                acc_gn += float(out["grad_norm"])
-                acc_n += 1
+                w["loss"] += loss
+                w["acc"] += float(out["acc"])
+                w["grad_norm"] += float(out["grad_norm"])
+                w["n"] += 1
                 acc_time += t2 - t0
                 acc_data += t1 - t0
+                timed += 1
                 last_loss = loss
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
                 if self.step_num % t.log_every == 0 or self.step_num == self.total_steps:
-                    rate = t.batch_size * acc_n / max(acc_time, 1e-9)
+                    n = w["n"]
+                    rate = t.batch_size * timed / max(acc_time, 1e-9)
                     if metrics is not None:
                         metrics.log({"step": self.step_num, "epoch": f"{self.step_num / self.steps_per_epoch:.4f}",
-                                     "loss": f"{acc_loss / acc_n:.6f}", "acc": f"{acc_acc / acc_n:.4f}",
+                                     "loss": f"{w['loss'] / n:.6f}", "acc": f"{w['acc'] / n:.4f}",
                                      "lr": f"{self.scheduler.get_last_lr()[0]:.6e}",
-                                     "grad_norm": f"{acc_gn / acc_n:.4f}", "samples_per_s": f"{rate:.2f}",
-                                     "step_s": f"{acc_time / acc_n:.5f}", "data_s": f"{acc_data / acc_n:.5f}",
+                                     "grad_norm": f"{w['grad_norm'] / n:.4f}", "samples_per_s": f"{rate:.2f}",
+                                     "step_s": f"{acc_time / timed:.5f}", "data_s": f"{acc_data / timed:.5f}",
                                      "elapsed_s": f"{time.perf_counter() - start:.2f}"})
-                    acc_loss = acc_acc = acc_time = acc_data = acc_gn = 0.0
-                    acc_n = 0
+                    w.update(loss=0.0, acc=0.0, grad_norm=0.0, n=0)
+                    acc_time = acc_data = 0.0
+                    timed = 0
                 signalled = stop["signal"]
                 if callback is not None and callback(self, {"step": self.step_num, "loss": loss,
                                                             "acc": float(out["acc"]),
