@@ -21,11 +21,24 @@ import os
 import sys
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (main() may run inside a captured session)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def _setup_logging() -> None:
     rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"%(asctime)s [%(name)s{'' if rank == 0 else f' rank {rank}'}] %(message)s",
-                        datefmt="%H:%M:%S", force=True)
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter(
+        f"%(asctime)s [%(name)s{'' if rank == 0 else f' rank {rank}'}] %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, handlers=[handler], force=True)
     # open_clip logs every step of model creation on the root logger at INFO: keep the root at
     # WARNING and let rebind's own loggers speak
     logging.getLogger().setLevel(logging.WARNING)
@@ -104,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     _tower_args(b, "source", "the space embeddings come from")
     _tower_args(b, "target", "the space they go to")
     b.add_argument("--images", required=True, help="a folder of images or an image manifest")
-    b.add_argument("--method", choices=["ridge", "procrustes"], default="ridge")
+    b.add_argument("--method", choices=["procrustes", "ridge"], default="procrustes",
+                   help="procrustes keeps angles and carries other modalities best; ridge fits images closest")
     b.add_argument("--alpha", type=float, help="ridge penalty (default: chosen on held-out images)")
     b.add_argument("--out", required=True, help="bridge file (.safetensors)")
     b.add_argument("--eval-manifest", help="labelled manifest to measure zero-shot before/after")

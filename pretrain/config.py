@@ -286,6 +286,27 @@ class RunConfig:
 SECTIONS = {f.name for f in dataclasses.fields(RunConfig)}
 
 
+def yaml_load(text: str):
+    """``yaml.safe_load`` that also reads ``1e-3`` as a number (PyYAML follows YAML 1.1, which
+    needs ``1.0e-3``; every learning rate in a config would otherwise be a string)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return yaml.load(text, Loader=Loader)
+
+
 def load_config(source: "RunConfig | dict | str | os.PathLike", overrides: list[str] | dict | None = None,
                 check_files: bool = True) -> RunConfig:
     """A RunConfig from a YAML/JSON file, a mapping or a RunConfig, with ``a.b=value`` overrides.
@@ -305,7 +326,7 @@ def load_config(source: "RunConfig | dict | str | os.PathLike", overrides: list[
         import yaml
 
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
         base_dir = str(path.resolve().parent)
@@ -333,7 +354,7 @@ def _parse_overrides(overrides) -> dict:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value, e.g. optim.lr=1e-3")
         key, _, raw = item.partition("=")
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        out[key.strip()] = yaml_load(raw) if raw.strip() else None
     return out
 
 
