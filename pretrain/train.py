@@ -232,6 +232,17 @@ def plot_metrics(csv_path: Path, png_path: Path) -> Path | None:
     return png_path
 
 
+def _quiet_worker(_):
+    """Loader workers ignore Ctrl-C (it reaches the whole process group): the main process finishes
+    its step and checkpoints, then shuts them down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _count_lines(path: Path) -> int:
+    """Distinct bad files listed (a resumed run reports the same ones again)."""
+    return len({line.split("\t", 1)[0] for line in open(path)}) if path.exists() else 0
+
+
 # ------------------------------------------------------------------------------------- trainer
 
 class Trainer:
@@ -298,6 +309,10 @@ class Trainer:
         # 4. data
         from . import data as D
 
+        if self.main and not resume and (self.out / "bad_files.txt").exists():
+            (self.out / "bad_files.txt").unlink()  # left by a run that never reached a checkpoint
+        if self.world > 1:
+            dist.barrier()
         self.bad = D.BadFiles(cfg.data.on_bad_file, self.out / "bad_files.txt")
         if cfg.student.modality == "audio":
             from encoders.audio import AudioFbankConfig
@@ -382,7 +397,8 @@ class Trainer:
                                self.rank, self.world)
         return DataLoader(ds, batch_size=None, shuffle=False, num_workers=nw,
                           pin_memory=self.device.type == "cuda", generator=torch.Generator(),
-                          persistent_workers=False, prefetch_factor=4 if nw else None)
+                          persistent_workers=False, prefetch_factor=4 if nw else None,
+                          worker_init_fn=_quiet_worker if nw else None)
 
     # -------------------------------------------------------------------------------------- step
     def autocast(self):
@@ -599,13 +615,15 @@ class Trainer:
         if metrics is not None:
             metrics.close()
             plot = plot_metrics(self.out / "metrics.csv", self.out / "metrics.png")
-            if len(self.bad):
-                log.warning("%d bad input file(s) were skipped; see %s", len(self.bad), self.out / "bad_files.txt")
+            bad = _count_lines(self.out / "bad_files.txt")  # reports from loader workers included
+            if bad:
+                log.warning("%d bad input file(s) were skipped; see %s", bad, self.out / "bad_files.txt")
         if interrupted and self.main:
             log.warning("stopped (%s) at step %d; checkpoint saved, continue with --resume",
                         "callback" if stop["signal"] == -1 else f"signal {stop['signal']}", self.step_num)
         return TrainResult(self.out, enc_dir, self.step_num, self.total_steps, last_loss, self.space.name,
-                           self.out / "metrics.csv", plot, interrupted, rate, len(self.bad),
+                           self.out / "metrics.csv", plot, interrupted, rate,
+                           _count_lines(self.out / "bad_files.txt") if self.main else len(self.bad),
                            list(metrics.rows) if metrics is not None else [], max(stop["signal"], 0))
 
 

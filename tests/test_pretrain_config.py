@@ -76,3 +76,10 @@ def test_info_nce_is_symmetric_cross_entropy_and_multi_positive_reduces_to_it():
     aligned = t[[1, 0, 3, 2, 5, 4]]  # each row matches the OTHER member of its label
     assert info_nce(aligned, t, 0.05, labels)[0] < info_nce(aligned, t, 0.05)[0]
     assert info_nce(aligned, t, 0.05, labels)[1]["acc"] == 1.0
+
+
+@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(pretrain.__file__).parent / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_example_configs_validate(path):
+    cfg = pretrain.load_config(path, check_files=False)
+    assert cfg.out_dir and cfg.train.batch_size > 0

@@ -136,3 +136,24 @@ def test_webdataset_shards_train_and_resume_exactly(world, tmp_path):
     a, b = load_file(str(full.encoder_dir / "audio.safetensors")), load_file(str(split.encoder_dir / "audio.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in full.history] == [r["loss"] for r in split.history]
+
+
+def test_depth_student_trains_from_paired_disparity_maps(world, tmp_path):
+    """Any registered modality: a depth ViT (its own preprocessing, no audio augmentation)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, r in enumerate(csv.DictReader(open(world["pairs"]))):
+        disparity = rng.random((60, 80)).astype(np.float32) * 40 + 10 * CLASSES.index(r["label"])
+        np.save(tmp_path / f"d{i}.npy", disparity)
+        rows.append((str(tmp_path / f"d{i}.npy"), str(world["base"] / r["image"]), r["label"]))
+    with open(tmp_path / "depth.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("depth", "image", "label")] + rows)
+    depth = encoders.get_config("imagebind_test")["modalities"]["depth"]
+    cfg = run_config(world, tmp_path / "run", student={"model": {"space": "test-32", "modalities": {"depth": depth}},
+                                                       "modality": "depth"},
+                     data={"train": str(tmp_path / "depth.csv"), "images": None}, loss={"temperature": 0.2},
+                     train={"steps": 4, "batch_size": 8, "log_every": 2})
+    result = pretrain.train(cfg)
+    assert result.step == 4 and np.isfinite(result.loss)
+    enc = pretrain.load_encoder(result.encoder_dir, modality="depth")
+    assert enc.space.name == "tiny-clip-a" and enc.embed([tmp_path / "d0.npy"]).shape == (1, 32)

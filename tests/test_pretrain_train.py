@@ -143,3 +143,20 @@ def test_dimension_mismatch_fails_before_training_naming_both_spaces(world, tmp_
     cfg["teacher"] = {"model": f"local-dir:{world['clip_a']}", "space": "tiny-clip-a", "cache": str(tmp_path / "cache_b")}
     with pytest.raises(ConfigError, match="rebuild the cache"):
         pretrain.Trainer(cfg)
+
+
+def test_cli_train_writes_encoder_metrics_and_plot(world, tmp_path, capsys):
+    import yaml
+
+    from pretrain.__main__ import main
+
+    cfg = run_config(world, tmp_path / "run", train={"steps": 6, "log_every": 2})
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "--set", "optim.lr=1e-3"]) == 0
+    assert "step 6/6" in capsys.readouterr().out
+    for name in ("encoder/audio.safetensors", "encoder/config.json", "encoder/space.json", "encoder/training.json",
+                 "metrics.csv", "metrics.png", "checkpoints/last.pt", "config.json"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["optim"]["lr"] == 1e-3
+    assert main(["train", "--config", str(tmp_path / "run.yaml")]) == 2  # exists: needs --resume
+    assert "already holds a run" in capsys.readouterr().err
