@@ -41,7 +41,7 @@ from encoders.spaces import ClipSpace, get_space
 from . import checkpoint as ckpt
 from .config import RunConfig, load_config
 from .loss import gather, info_nce
-from .teacher import (TeacherCache, load_teacher, open_clip_config, register_space_record, resolve_space,
+from .teacher import (TeacherCache, load_teacher, register_space_record, resolve_space,
                       space_record, teacher_identity)
 
 log = logging.getLogger("pretrain")

@@ -83,3 +83,25 @@ def test_info_nce_is_symmetric_cross_entropy_and_multi_positive_reduces_to_it():
 def test_shipped_example_configs_validate(path):
     cfg = pretrain.load_config(path, check_files=False)
     assert cfg.out_dir and cfg.train.batch_size > 0
+
+
+def test_teacher_space_resolution_names_the_fix():
+    from pretrain.config import TeacherConfig
+    from pretrain.teacher import load_teacher, resolve_space, teacher_identity
+
+    # a registered space is found from the open_clip name + pretrained tag, without building the tower
+    ident = teacher_identity(TeacherConfig(model="ViT-B-32", pretrained="openai"))
+    assert resolve_space(TeacherConfig(model="ViT-B-32", pretrained="openai"), ident["dim"]).name == "openai-vit-b-32"
+    with pytest.raises(ConfigError, match=r"no registered CLIP space .*'ViT-H-14'.*teacher\.space"):
+        resolve_space(TeacherConfig(model="ViT-H-14", pretrained="my_vith.bin"), 1024)
+    with pytest.raises(ConfigError, match=r"openai-vit-b-32 \(512-d\) is 512-d but the teacher tower embeds to 1024-d"):
+        resolve_space(TeacherConfig(model="ViT-H-14", space="openai-vit-b-32"), 1024)
+    # an inline open_clip config: built, frozen, its new space registered
+    tiny = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+            "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1}}
+    t = load_teacher(TeacherConfig(config=tiny, space="inline-16"), text=True)
+    assert t.space.dim == 16 and not any(p.requires_grad for p in t.visual.parameters())
+    import torch
+
+    assert t.encode_images(torch.zeros(2, 3, 32, 32)).shape == (2, 16)
+    assert t.encode_texts(["a dog", "rain"]).norm(dim=-1).allclose(torch.ones(2))

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import encoders
 import pretrain
 from encoders.bridge import Bridge
 from pretrain.__main__ import main
 from pretrain.evaluate import chance_recall, recall_at_k
-from pretrain_fixtures import CLASSES, run_config, tiny_world, write_csv, write_images
+from pretrain_fixtures import run_config, tiny_world, write_csv, write_images
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
