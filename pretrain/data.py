@@ -25,6 +25,7 @@ with ``on_bad_file: fail``, stop the run.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -227,12 +228,19 @@ def load_image_ref(ref: ImageRef):
             raise DataError(why)
         return load_image(ref.path)
     if ref.shard is not None:
-        import tarfile
-
-        with tarfile.open(ref.shard) as tar:
-            data = tar.extractfile(ref.member).read()
-        return load_image_ref(ImageRef(ref.key, data=data))
+        tar = _open_tar(ref.shard)
+        return load_image_ref(ImageRef(ref.key, data=tar.extractfile(ref.member).read()))
     raise DataError(f"image {ref.key} has neither a path nor data")
+
+
+@functools.lru_cache(maxsize=2)
+def _open_tar(path: str):
+    """An open shard with its member index (images of one shard are read one after another)."""
+    import tarfile
+
+    tar = tarfile.open(path)
+    tar.getmembers()
+    return tar
 
 
 class ImagePool:

@@ -272,9 +272,9 @@ class TeacherCache:
                                     f"`python -m pretrain cache-teacher --config run.yaml`")
         meta = json.loads(meta_path.read_text())
         if not meta.get("complete"):
-            raise RuntimeError(f"teacher cache '{folder}' is incomplete ({meta.get('chunks_done', 0)} of "
-                               f"{meta.get('chunks')} chunks); run `python -m pretrain cache-teacher` again "
-                               f"to finish it (it resumes)")
+            done = len(list((folder / "parts").glob("part-*.npy")))
+            raise RuntimeError(f"teacher cache '{folder}' is incomplete ({done} of {meta.get('chunks')} chunks); "
+                               f"run `python -m pretrain cache-teacher` again to finish it (it resumes)")
         keys = json.loads((folder / "keys.json").read_text())
         emb = np.load(folder / "embeddings.npy", mmap_mode="r")
         return cls(folder, meta, keys, emb)
@@ -300,7 +300,8 @@ def cache_teacher(cfg, out: "str | os.PathLike | None" = None, views: int = 1, b
     out = Path(out) if out is not None else cfg.path(cfg.teacher.cache)
     if out is None:
         raise ConfigError("cache-teacher: give --out or teacher.cache in the config")
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(f"cuda:{local}" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     bad = BadFiles(cfg.data.on_bad_file, out / "bad_files.txt")
     refs = collect_images(cfg, bad)
@@ -314,12 +315,11 @@ def cache_teacher(cfg, out: "str | os.PathLike | None" = None, views: int = 1, b
             "views": views, "augment": augment, "seed": cfg.seed, "images": len(keys),
             "keys_sha": hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16],
             "chunk": chunk, "chunks": (len(keys) + chunk - 1) // chunk, "dtype": dtype}
-    out.mkdir(parents=True, exist_ok=True)
+    rank, world = _cache_world(dev)
     meta_path = out / "meta.json"
-    if meta_path.exists():
+    if meta_path.exists():  # every process checks, so all fail alike
         old = json.loads(meta_path.read_text())
-        same = {k: old.get(k) for k in meta} == meta
-        if not same:
+        if {k: old.get(k) for k in meta} != meta:
             diff = sorted(k for k in meta if old.get(k) != meta[k])
             raise ConfigError(f"cache-teacher: '{out}' holds a cache with other settings ({diff}); "
                               f"use another --out or delete it")
@@ -327,23 +327,24 @@ def cache_teacher(cfg, out: "str | os.PathLike | None" = None, views: int = 1, b
             log.info("teacher cache '%s' is already complete", out)
             return out
         meta = old
-    atomic_write_text(meta_path, json.dumps(meta, indent=1))
-    atomic_write_text(out / "keys.json", json.dumps(keys))
     parts = out / "parts"
-    parts.mkdir(exist_ok=True)
-    todo = [c for c in range(meta["chunks"]) if not (parts / f"part-{c:06d}.npy").exists()]
+    if rank == 0:
+        parts.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(meta_path, json.dumps(meta, indent=1))
+        atomic_write_text(out / "keys.json", json.dumps(keys))
+    _barrier(world)
+    # under torchrun, process r embeds chunks r, r + world, ...
+    todo = [c for c in range(meta["chunks"]) if c % world == rank and not (parts / f"part-{c:06d}.npy").exists()]
     if todo:
         teacher = load_teacher(tcfg, cfg.base_dir, dev,
                                torch.bfloat16 if dev.type == "cuda" and dtype == "float16" else torch.float32)
-        if teacher.dim != identity["dim"]:  # pragma: no cover - guarded by resolve_space
-            raise ConfigError("teacher dimension changed while caching")
         val_t = teacher.transform(train=False)
         train_t = teacher.transform(train=True, crop_scale=tcfg.crop_scale, flip=tcfg.flip)
-        if views > 1 and tcfg.image_augment == "none":
+        if views > 1 and tcfg.image_augment == "none" and rank == 0:
             log.warning("cache-teacher: views=%d but teacher.image_augment is none: views 1.. are crops anyway; "
                         "set image_augment: crop in the run that reads this cache", views)
         bar = None
-        if progress:
+        if progress and rank == 0:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(todo) * chunk * views, desc="cache teacher", unit="view")
@@ -366,22 +367,43 @@ def cache_teacher(cfg, out: "str | os.PathLike | None" = None, views: int = 1, b
                         _flush(teacher, tensors, where, rows, bar)
             _flush(teacher, tensors, where, rows, bar)
             atomic_write_bytes(parts / f"part-{c:06d}.npy", lambda f, r=rows.astype(np_dtype): np.save(f, r))
-            meta["chunks_done"] = len(list(parts.glob("part-*.npy")))
-            atomic_write_text(meta_path, json.dumps(meta, indent=1))
         if bar is not None:
             bar.close()
+    _barrier(world)
+    if rank != 0:
+        _barrier(world)
+        return out
     # all chunks present: one memory-mappable array
     arrays = [np.load(parts / f"part-{c:06d}.npy") for c in range(meta["chunks"])]
     full = np.concatenate(arrays) if arrays else np.zeros((0, views, identity["dim"]), np.float32)
     atomic_write_bytes(out / "embeddings.npy", lambda f: np.save(f, full))
     missing = [keys[i] for i in np.where(np.isnan(full.reshape(len(full), -1)).any(1))[0]] if len(full) else []
-    meta.update(complete=True, chunks_done=meta["chunks"], missing=missing)
+    meta.update(complete=True, missing=missing)
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
     for p in parts.glob("part-*.npy"):
         p.unlink()
     parts.rmdir()
     log.info("teacher cache '%s': %d images x %d views (%d unreadable)", out, len(keys), views, len(missing))
+    _barrier(world)
     return out
+
+
+def _cache_world(device: torch.device) -> tuple[int, int]:
+    """(rank, world) when launched by torchrun/accelerate; the process group is set up if needed."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def _flush(teacher: Teacher, tensors: list, where: list, rows: np.ndarray, bar) -> None:

@@ -117,3 +117,22 @@ def test_sigterm_and_sigkill_runs_resume_to_uninterrupted_weights(world, tmp_pat
     steps = [int(s) for s in __import__("re").findall(r"^(\d+),", (run / "metrics.csv").read_text(), flags=8)]
     assert steps == list(range(5, 61, 5))  # no duplicated or missing rows after two resumes
     assert losses(run) == losses(tmp_path / "ref")
+
+
+@pytest.mark.slow
+def test_cache_teacher_on_two_processes_equals_one(world, tmp_path):
+    cfg = run_config(world, tmp_path / "run", data={"train": str(world["pairs"]), "images": None},
+                     loss={"positives": "pairs"})
+    pretrain.cache_teacher(pretrain.load_config(cfg, check_files=False), out=tmp_path / "one", views=3, chunk=3,
+                           progress=False)
+    y = write_yaml(cfg, tmp_path / "run.yaml")
+    proc = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "pretrain", "cache-teacher",
+                           "--config", str(y), "--out", str(tmp_path / "two"), "--views", "3", "--chunk", "3"],
+                          cwd=REPO, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import numpy as np
+
+    a, b = np.load(tmp_path / "one" / "embeddings.npy"), np.load(tmp_path / "two" / "embeddings.npy")
+    assert a.shape == (16, 3, 32)
+    assert np.abs(a - b).max() < 1e-6  # same images, views and crops; only float rounding (thread counts) differs
+    assert json.loads((tmp_path / "two" / "keys.json").read_text()) == json.loads((tmp_path / "one" / "keys.json").read_text())
