@@ -162,7 +162,9 @@ def test_cli_train_writes_encoder_metrics_and_plot(world, tmp_path, capsys):
     assert "already holds a run" in capsys.readouterr().err
 
 
-def test_bf16_autocast_runs_on_cpu(world, tmp_path):
-    result = pretrain.train(run_config(world, tmp_path / "run", train={"steps": 3, "precision": "bf16", "log_every": 1}))
+def test_bf16_autocast_on_cpu_with_tensorboard_log(world, tmp_path):
+    result = pretrain.train(run_config(world, tmp_path / "run", train={"steps": 3, "precision": "bf16", "log_every": 1,
+                                                                       "tensorboard": True}))
     assert result.step == 3 and all(np.isfinite(float(r["loss"])) for r in result.history)
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads((result.encoder_dir / "training.json").read_text())["config"]["train"]["precision"] == "bf16"
