@@ -9,6 +9,7 @@ architecture and its preprocessing. Tiny twins (``imagebind_test``) go through t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from .convnet import AudioConvNet, ConvNetConfig
 from .model import ImageBindViT, ModalityEncoder, ViTConfig
 from .openclip_towers import OpenClipText, OpenClipTowerConfig, OpenClipVision, split_open_clip_state_dict
 from .preprocess import build_preprocessor
-from .spaces import ClipSpace, get_space
+from .spaces import ClipSpace, get_space, register_space
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class EncoderConfig:
     weights: str | None = None  # default checkpoint, relative to encoders/weights/
     description: str = ""
     name: str = ""
+    space_info: dict | None = None  # the space's definition, so a saved encoder of a custom space loads anywhere
 
 
 _CONFIGS: dict[str, dict] = {}
@@ -100,7 +102,11 @@ def parse_config(data: dict, name: str) -> tuple[EncoderConfig, ClipSpace, dict]
     try:
         space = get_space(cfg.space)
     except KeyError as e:
-        raise ConfigError(f"encoder config {name!r}.space: {e.args[0]}") from None
+        if not cfg.space_info:
+            raise ConfigError(f"encoder config {name!r}.space: {e.args[0]}") from None
+        info = dict(cfg.space_info, name=cfg.space)
+        info["aliases"] = tuple(info.get("aliases", ()))
+        space = register_space(from_dict(ClipSpace, info, f"encoder config {name!r}.space_info"))
     if cfg.embed_dim is not None and cfg.embed_dim != space.dim:
         raise ConfigError(f"encoder config {name!r}: embed_dim {cfg.embed_dim} differs from the "
                           f"{space.dim}-d of its space {space.name}")
@@ -330,6 +336,9 @@ def save_modalities(model: MultimodalEncoder, out_dir: "str | os.PathLike",
     present = {p.stem for p in out.glob("*.safetensors")}
     config["modalities"] = {m: c for m, c in config["modalities"].items() if m in present}
     config["name"] = model.name
+    space = dataclasses.asdict(model.space)
+    space.pop("name")
+    config["space_info"] = dict(space, aliases=list(space["aliases"]))
     tmp = out / "config.json.tmp"
     tmp.write_text(json.dumps(config, indent=2))
     os.replace(tmp, out / "config.json")

@@ -211,3 +211,17 @@ def test_space_mismatch_message_names_both_and_the_bridge():
         encoders.check_same_space("openclip-vit-h-14", "openai-vit-b-32", "audio embedding")
     msg = str(e.value)
     assert "openclip-vit-h-14 (1024-d)" in msg and "openai-vit-b-32 (512-d)" in msg and "bridge" in msg
+
+
+def test_saved_encoder_of_a_custom_space_loads_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = encoders.get_config("imagebind_test")
+    cfg["modalities"] = {"depth": cfg["modalities"]["depth"]}
+    cfg["space"] = "my-lab-clip-32"
+    encoders.register_space(encoders.ClipSpace("my-lab-clip-32", 32, description="a lab's own CLIP"))
+    encoders.save_modalities(encoders.create(cfg, checkpoint=False), tmp_path)
+    code = f"import encoders; m = encoders.create({str(tmp_path)!r}); print(m.space, m.space.description)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "my-lab-clip-32 (32-d) a lab's own CLIP" in out
