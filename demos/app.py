@@ -42,6 +42,7 @@ DEFAULT_STEPS = 20
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_MAX_FILE_SIZE = "20mb"
 TABLE_HEADERS = ["sound", "score", "x0", "y0", "x1", "y1"]
+KEEP_REQUEST_FOLDERS = 256
 
 
 @contextlib.contextmanager
@@ -75,7 +76,10 @@ class DemoApp:
         self.models = models or DemoModels()
         self.max_sound_seconds = max_sound_seconds
         self.default_steps = default_steps
-        self._outputs = Path(tempfile.mkdtemp(prefix="rebind-demo-"))  # the JSON files offered for download
+        # Results go out as files written here, one folder per request: gradio copies a file into its
+        # cache atomically, whereas it rewrites the cache file of a returned PIL image in place, so two
+        # requests with the same result (same sound, same seed) could serve each other a half-written PNG.
+        self._outputs = Path(tempfile.mkdtemp(prefix="rebind-demo-"))
         atexit.register(shutil.rmtree, self._outputs, ignore_errors=True)
         self._count = 0
         self._count_lock = threading.Lock()
@@ -91,8 +95,8 @@ class DemoApp:
 
     def generate(self, sound: str | None, mix_text: str = "", mix_image: str | None = None,
                  mix_weight: float = 0.3, seed: float | None = 0, steps: float | None = None,
-                 num_images: float = 1, progress: Any = None) -> list[tuple[Any, str]]:
-        """Sound (+ optional text / image mixed in) -> [(PIL image, caption)] for the gallery."""
+                 num_images: float = 1, progress: Any = None) -> list[tuple[str, str]]:
+        """Sound (+ optional text / image mixed in) -> [(PNG path, caption)] for the gallery."""
         from .generate import images_from_sound
 
         progress = progress or _no_progress
@@ -110,13 +114,18 @@ class DemoApp:
                                        mix_weight=mix_weight, seed=seed,
                                        steps=self.default_steps if steps is None else steps,
                                        num_images=num_images)
+            folder = self._request_folder()
+            paths = []
+            for i, image in enumerate(images, start=1):
+                paths.append(str(folder / f"{checked.name}_{i}.png"))
+                image.save(paths[-1])
         what = checked.name if not text and not mix_image else f"{checked.name} + mix"
-        return [(image, f"{what} #{i + 1}") for i, image in enumerate(images)]
+        return [(path, f"{what} #{i}") for i, path in enumerate(paths, start=1)]
 
     def detect(self, image: str | None, sound: str | None, more_sounds: Sequence[Any] | None = None,
                labels: str = "", threshold: float = DEFAULT_THRESHOLD,
-               progress: Any = None) -> tuple[Any, list[list], str]:
-        """Image + sounds -> (overlay PIL image, table rows, path of the detections JSON)."""
+               progress: Any = None) -> tuple[str, list[list], str]:
+        """Image + sounds -> (overlay PNG path, table rows, detections JSON path)."""
         from .detect import detect_sounds, overlay_record
 
         progress = progress or _no_progress
@@ -131,20 +140,28 @@ class DemoApp:
             self._load(progress, "detector", "the detector", 0.2)
             progress(0.5, desc="Looking...")
             found = detect_sounds(self.models, sounds, [picture], float(threshold), names)[0]
-            overlay = found.draw(picture)
+            folder = self._request_folder()
+            overlay = folder / "overlay.png"
+            found.draw(picture).save(overlay)
             rows = [[name, round(score, 3), *[round(v, 1) for v in box]]
                     for name, score, box in zip(found.names, found.scores.tolist(), found.boxes.tolist())]
             record = overlay_record(found, Path(str(image)).name, float(threshold), sounds)
-            json_path = self._next_output("detections.json")
+            json_path = folder / "detections.json"
             json_path.write_text(json.dumps(record, indent=2) + "\n")
-        return overlay, rows, str(json_path)
+        return str(overlay), rows, str(json_path)
 
-    def _next_output(self, name: str) -> Path:
+    def _request_folder(self) -> Path:
+        """A new folder for one request's files; the oldest beyond ``KEEP_REQUEST_FOLDERS`` are removed
+        (gradio has copied them into its own cache by then)."""
         with self._count_lock:
             self._count += 1
-            folder = self._outputs / f"{self._count:06d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
+            number = self._count
+        stale = self._outputs / f"{number - KEEP_REQUEST_FOLDERS:08d}"
+        if number > KEEP_REQUEST_FOLDERS and stale.exists():
+            shutil.rmtree(stale, ignore_errors=True)
+        folder = self._outputs / f"{number:08d}"
+        folder.mkdir(parents=True)
+        return folder
 
 
 def _no_progress(*args, **kwargs) -> None:
@@ -178,7 +195,8 @@ def build_app(models: DemoModels | None = None, max_sound_seconds: float = MAX_S
     def detect(image, sound, more_sounds, labels, threshold, progress=gr.Progress()):
         return handlers.detect(image, sound, more_sounds, labels, threshold, progress)
 
-    with gr.Blocks(title="rebind: sounds in CLIP space", analytics_enabled=False) as app:
+    # delete_cache: gradio's copies of uploads and results older than 2 h go, checked hourly
+    with gr.Blocks(title="rebind: sounds in CLIP space", analytics_enabled=False, delete_cache=(3600, 7200)) as app:
         gr.Markdown("## rebind: paint from a sound, find what makes a sound\n"
                     "Sounds are embedded in a CLIP space, so models that take CLIP embeddings can use them. "
                     f"Sounds up to {max_sound_seconds:g} s.  \n" + _models_line(handlers.models)
@@ -200,8 +218,7 @@ def build_app(models: DemoModels | None = None, max_sound_seconds: float = MAX_S
                         num_images = gr.Slider(1, 4, value=2, step=1, label="Images")
                     generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
                 with gr.Column():
-                    gallery = gr.Gallery(label="Images", columns=2, height=420, format="png",
-                                         elem_id="generate-gallery")
+                    gallery = gr.Gallery(label="Images", columns=2, height=420, elem_id="generate-gallery")
             generate_inputs = [sound, mix_text, mix_image, mix_weight, seed, steps, num_images]
             generate_button.click(generate, inputs=generate_inputs, outputs=gallery, api_name="generate")
             gr.Examples(
@@ -225,7 +242,7 @@ def build_app(models: DemoModels | None = None, max_sound_seconds: float = MAX_S
                                           info="boxes scoring above it are kept (0.9: the ImageBind paper's overlays)")
                     detect_button = gr.Button("Detect", variant="primary", elem_id="detect-button")
                 with gr.Column():
-                    overlay = gr.Image(type="pil", label="Overlay", format="png", elem_id="detect-overlay")
+                    overlay = gr.Image(type="filepath", label="Overlay", elem_id="detect-overlay")
                     table = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str"] + ["number"] * 5,
                                          label="Boxes (pixels)", interactive=False, elem_id="detect-table")
                     json_file = gr.File(label="Detections (JSON)")

@@ -39,8 +39,8 @@ def handlers(models):
     return DemoApp(models, default_steps=STEPS)
 
 
-def pixels(images):
-    return np.stack([np.asarray(im, dtype=np.float32) for im in images])
+def pixels(paths):
+    return np.stack([np.asarray(Image.open(p), dtype=np.float32) for p in paths])
 
 
 # ------------------------------------------------------------------------------- handlers, direct
@@ -48,7 +48,10 @@ def pixels(images):
 def test_generate_gives_the_requested_number_of_captioned_images(handlers):
     out = handlers.generate(example_sound("dog"), num_images=3, seed=0, steps=STEPS)
     assert [caption for _, caption in out] == ["dog #1", "dog #2", "dog #3"]
-    assert all(isinstance(im, Image.Image) and im.mode == "RGB" and im.size == (32, 32) for im, _ in out)
+    for path, _ in out:
+        with Image.open(path) as im:
+            assert im.format == "PNG" and im.mode == "RGB" and im.size == (32, 32)
+    assert len({path for path, _ in out}) == 3
 
 
 def test_the_same_seed_repeats_and_another_seed_or_sound_changes_the_images(handlers):
@@ -77,7 +80,8 @@ def test_detect_returns_the_overlay_a_table_and_the_json_of_the_same_boxes(handl
     overlay, rows, json_path = handlers.detect(example_scene("scene_dog_drums"), example_sound("dog"),
                                                [example_sound("drums")])
     record = json.loads(open(json_path).read())
-    assert isinstance(overlay, Image.Image) and overlay.size == (256, 256)
+    with Image.open(overlay) as im:
+        assert im.size == (256, 256)
     assert record["threshold"] == 0.9 and record["classes"] == ["dog", "drums"] and record["image"] == "scene_dog_drums.png"
     assert len(rows) == len(record["detections"]) > 0
     for row, det in zip(rows, record["detections"]):
@@ -240,3 +244,29 @@ def test_concurrent_requests_give_the_same_images_as_one_at_a_time(models):
         together = list(pool.map(run, jobs * 2))
     for i, result in enumerate(together):
         assert np.array_equal(result, alone[i % len(jobs)])
+
+
+def test_identical_requests_at_once_all_get_complete_files(served):
+    """Same inputs -> same result files; gradio must never hand one client another's half-written copy
+    (it rewrites a returned PIL image's cache file in place, which is why the handlers return files)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = served[1]
+
+    def one(i):
+        client = Client(url, verbose=False)
+        if i % 2:
+            overlay, _, _ = client.predict(handle_file(example_scene("scene_dog_drums")),
+                                           handle_file(example_sound("dog")), None, "", 0.9, api_name="/detect")
+            paths = [overlay]
+        else:
+            gallery = client.predict(handle_file(example_sound("dog")), "", None, 0.3, 0, STEPS, 1,
+                                     api_name="/generate")
+            paths = [item["image"] for item in gallery]
+        for path in paths:
+            with Image.open(path) as im:
+                im.load()  # raises on a truncated PNG
+        return len(paths)
+
+    with ThreadPoolExecutor(10) as pool:
+        assert list(pool.map(one, range(10))) == [1] * 10
