@@ -15,7 +15,7 @@ from audio_files import synth
 from demo_helpers import serving, write_garbage, write_silence, write_tone
 from demos.app import DemoApp, build_app
 from demos.bundled import example_scene, example_sound
-from demos.models import DemoModels
+from demos.models import DemoModels, pocket_installed
 from demos.tiny import save_tiny_models, tiny_models
 
 STEPS = 2
@@ -270,3 +270,59 @@ def test_identical_requests_at_once_all_get_complete_files(served):
 
     with ThreadPoolExecutor(10) as pool:
         assert list(pool.map(one, range(10))) == [1] * 10
+
+
+# ------------------------------------------------------------------------------ the command itself
+
+def app_command(*flags):
+    import sys
+
+    return [sys.executable, "-m", "demos.app", *flags]
+
+
+def app_env():
+    import os
+    from pathlib import Path
+
+    return dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+
+
+@pytest.mark.skipif(pocket_installed(), reason="the pocket models are installed")
+def test_the_command_refuses_to_start_without_models_and_says_why(tmp_path):
+    import subprocess
+
+    done = subprocess.run(app_command("--port", "0"), cwd=tmp_path, env=app_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and "not installed" in done.stderr and "--unclip FOLDER" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_the_command_serves_explicit_models_given_by_path(tmp_path):
+    import subprocess
+    import time
+
+    from demo_helpers import free_port
+
+    folders = save_tiny_models(tmp_path / "models")
+    port = free_port()
+    server = subprocess.Popen(app_command("--port", str(port), "--steps", "2", "--encoder", folders["encoder"],
+                                          "--detector", folders["detector"], "--unclip", folders["unclip"]),
+                              cwd=tmp_path, env=app_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}/", time.time() + 180
+        while True:
+            try:
+                if httpx.get(url + "config", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.time() < deadline, "the app did not come up"
+            time.sleep(0.5)
+        gallery = Client(url, verbose=False).predict(handle_file(example_sound("door")), "", None, 0.3, 0, 2, 1,
+                                                     api_name="/generate")
+        assert gallery[0]["caption"] == "door #1"
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0]
+    assert "Loading the unCLIP image generator (first use only)..." in log and "Traceback" not in log
