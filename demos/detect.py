@@ -41,9 +41,13 @@ def detect_sounds(models: DemoModels, sounds: Sequence[Any], images: Sequence[An
     if not 0.0 <= float(threshold) <= 1.0:
         raise DemoInputError(f"The threshold must be between 0 and 1, got {threshold}.")
     pictures = [check_image(im) for im in images]
-    with detic.from_audio([s.path for s in checked], detector=models.detector(), threshold=float(threshold),
-                          names=labels, encoder=models.encoder("audio"), bridge=models.detector_bridge) as prompted:
-        return [prompted.detect(picture) for picture in pictures]
+    detector, encoder = models.detector(), models.encoder("audio")
+    # The detector is shared: a prompt swaps its classes and must be restored before the next one is
+    # (adapters restore prompts in reverse order only), so requests take turns here.
+    with models.detection_lock:
+        with detic.from_audio([s.path for s in checked], detector=detector, threshold=float(threshold),
+                              names=labels, encoder=encoder, bridge=models.detector_bridge) as prompted:
+            return [prompted.detect(picture) for picture in pictures]
 
 
 def _labels(sounds: Sequence[Sound], names: Sequence[str] | None) -> list[str]:

@@ -105,6 +105,8 @@ class DemoModels:
         self._lock = threading.RLock()
         # a diffusers pipeline keeps per-call state (the scheduler's timesteps): one call at a time
         self.generation_lock = threading.Lock()
+        # a prompt swaps the shared detector's classes until it is restored: one prompt at a time
+        self.detection_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ what is used
 

@@ -326,3 +326,26 @@ def test_the_command_serves_explicit_models_given_by_path(tmp_path):
         server.terminate()
         log = server.communicate(timeout=30)[0]
     assert "Loading the unCLIP image generator (first use only)..." in log and "Traceback" not in log
+
+
+def test_concurrent_detections_with_different_sounds_match_one_at_a_time(models):
+    """Each request prompts the one shared detector with its own sounds and restores it afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    handlers = DemoApp(models, default_steps=STEPS)
+    jobs = [("scene_dog_drums", "dog", ["drums"]), ("scene_car_drums", "car", []),
+            ("scene_airplane_drums", "airplane", ["door", "drums"]), ("scene_dog_drums", "door", ["car"])]
+    before = list(models.detector().class_names)
+
+    def run(job):
+        scene, sound, more = job
+        _, rows, json_path = handlers.detect(example_scene(scene), example_sound(sound),
+                                             [example_sound(m) for m in more], threshold=0.0)
+        return rows, json.loads(open(json_path).read())["classes"]
+
+    alone = [run(job) for job in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(run, jobs * 3))
+    for i, result in enumerate(together):
+        assert result == alone[i % len(jobs)]
+    assert models.detector().class_names == before
