@@ -166,7 +166,8 @@ def main(argv=None) -> int:
           f"{report['succeeded']} succeeded, {report['failed']} failed, wall {report['wall_s']} s")
     if latencies:
         lat = report["latency_s"]
-        print(f"latency p50 {lat['p50']:.2f} s  p90 {lat['p90']:.2f} s  p99 {lat['p99']:.2f} s  max {lat['max']:.2f} s  "
+        print(f"latency p50 {lat['p50']:.2f} s  p90 {lat['p90']:.2f} s  p99 {lat['p99']:.2f} s  "
+              f"max {lat['max']:.2f} s  "
               f"(mean {lat['mean']:.2f} s; {report['requests_per_s']} requests/s; per endpoint p50 "
               f"{report['per_endpoint_p50_s']})")
     for endpoint, error in failures:

@@ -35,7 +35,8 @@ def images_from_sound(models: DemoModels, sound: Any, mix_text: str | None = Non
     parts = [p for p in (text or None, picture) if p is not None]
     weight = float(mix_weight or 0.0)
     if parts and not 0.0 <= weight < 1.0:
-        raise DemoInputError(f"The mix weight must be at least 0 and below 1 (the sound keeps the rest), got {weight:g}.")
+        raise DemoInputError(f"The mix weight must be at least 0 and below 1 (the sound keeps the rest), "
+                             f"got {weight:g}.")
 
     embedding = adapters.embed(str(checked.path), "audio", models.encoder("audio"), labels=[checked.name])
     if parts and weight > 0:
