@@ -40,9 +40,21 @@ def _run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .train import add_arguments
+    add_arguments(p)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import run
+    return run(args)
+
+
 STEPS = {
     "data": ("download pinned packages and build clips, images, scenes and manifests",
              _add_data_arguments, _run_data),
+    "train": ("train the pocket models (stages: clip, ...) into encoders/weights/pocket",
+              _add_train_arguments, _run_train),
 }
 
 
