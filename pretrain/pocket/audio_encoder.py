@@ -206,9 +206,10 @@ def teacher_cache_dir(work: Path, recipe: AudioRecipe) -> Path:
 
 
 def ensure_teacher_cache(cfg: dict, recipe: AudioRecipe, progress: bool = True) -> Path:
+    """The K crops per picture are drawn once (seed 0) and shared by every run and seed."""
     import pretrain
 
-    run = pretrain.load_config(cfg, check_files=False)
+    run = pretrain.load_config(dict(cfg, seed=0), check_files=False)
     return pretrain.cache_teacher(run, views=recipe.teacher_views, progress=progress)
 
 
