@@ -64,8 +64,10 @@ class StudentConfig:
 class TeacherConfig:
     """The frozen open_clip image tower that defines the target space.
 
-    model: an open_clip model name (``ViT-H-14``, ``ViT-B-32``) or ``local-dir:/folder`` holding
-        ``open_clip_config.json`` (+ weights); or leave null and give ``config``.
+    model: an open_clip model name (``ViT-H-14``, ``ViT-B-32``), ``local-dir:/folder`` holding
+        ``open_clip_config.json`` (+ weights), or ``rebind:<encoder>`` (a rebind encoder config
+        name such as ``rebind:pocket``, or a saved encoder folder, whose vision/text modalities
+        are open_clip towers); or leave null and give ``config``.
     pretrained: an open_clip pretrained tag or a local weights file; null = random init (tests).
     config: an inline open_clip model config ``{embed_dim, vision_cfg, text_cfg}``.
     space: name of the CLIP space; default: the registered space whose ``open_clip_model`` and

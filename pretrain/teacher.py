@@ -4,7 +4,10 @@
     z = teacher.encode_images(teacher.transform(train=False)(pil)[None])   # [1, 512], unit norm
 
 Built from an open_clip name + pretrained tag/file, a ``local-dir:`` folder (open_clip_config.json
-+ weights), or an inline model config; never trained (``requires_grad=False``, eval mode).
++ weights), an inline model config, or ``rebind:<encoder>`` -- a rebind encoder config name
+(``rebind:pocket``) or saved encoder folder whose ``vision`` (and ``text``) modalities are open_clip
+towers: its inline open_clip config, its preprocessing and its safetensors become an open_clip
+``CLIP`` again. Never trained (``requires_grad=False``, eval mode).
 
 The teacher cache (``cache_teacher`` / ``python -m pretrain cache-teacher``) stores the unit-norm
 embedding of ``views`` versions of every image: view 0 is the evaluation transform (center crop),
@@ -14,6 +17,7 @@ all chunks are done.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -45,12 +49,95 @@ def _local_dir(model: str, base_dir: str | None) -> Path:
     return folder
 
 
+REBIND_PREFIX = "rebind:"
+
+
+@dataclass
+class RebindClip:
+    """A rebind encoder config whose vision/text modalities are open_clip towers (e.g. ``pocket``)."""
+
+    name: str
+    config: dict  # the encoder config (space, modalities, ...)
+    weights: Path | None  # folder of <modality>.safetensors
+    model_cfg: dict  # the open_clip model config of its towers
+    preprocess_cfg: dict  # open_clip preprocess_cfg from the vision modality's image preprocessing
+
+    @property
+    def space(self) -> str:
+        return self.config["space"]
+
+    def weight_file(self, modality: str) -> Path | None:
+        f = self.weights / f"{modality}.safetensors" if self.weights is not None else None
+        return f if f is not None and f.exists() else None
+
+
+def is_rebind(model: str | None) -> bool:
+    return bool(model) and model.startswith(REBIND_PREFIX)
+
+
+def rebind_clip(model: str, base_dir: str | None = None) -> RebindClip:
+    """``rebind:<config name | saved folder>`` -> its open_clip config, preprocessing and weights."""
+    import encoders
+    from encoders.factory import WEIGHTS_DIR
+
+    ref = model[len(REBIND_PREFIX):]
+    folder = Path(ref).expanduser()
+    if not folder.is_absolute() and base_dir and (Path(base_dir) / folder).is_dir():
+        folder = Path(base_dir) / folder
+    if folder.is_dir():
+        if not (folder / "config.json").exists():
+            raise ConfigError(f"teacher.model: '{folder}' has no config.json (not a saved rebind encoder)")
+        data, weights, name = json.loads((folder / "config.json").read_text()), folder, str(folder)
+    else:
+        try:
+            data = encoders.get_config(ref)
+        except KeyError as e:
+            raise ConfigError(f"teacher.model: {e.args[0]}") from None
+        weights = WEIGHTS_DIR / data["weights"] if data.get("weights") else None
+        name = ref
+    vision = data.get("modalities", {}).get("vision")
+    if not vision or vision.get("arch") != "open_clip_vision":
+        raise ConfigError(f"teacher.model: rebind encoder {name!r} has no open_clip vision tower "
+                          f"(modalities: {sorted(data.get('modalities', {}))}); a teacher needs one")
+    if vision.get("open_clip_config") is not None:
+        model_cfg = vision["open_clip_config"]
+    else:
+        import open_clip
+
+        model_cfg = open_clip.get_model_config(vision["open_clip_model"])
+    pre = vision.get("preprocess") or {}
+    preprocess_cfg = {k: pre[k] for k in ("size", "mean", "std", "interpolation") if k in pre}
+    return RebindClip(name, data, weights, model_cfg, preprocess_cfg)
+
+
+def _rebind_open_clip_state(clip: RebindClip, text: bool) -> dict:
+    """The towers' safetensors in open_clip ``CLIP`` key names (inverse of split_open_clip_state_dict)."""
+    from encoders.factory import read_state_dict
+
+    out = {}
+    for modality in ("vision", "text") if text else ("vision",):
+        f = clip.weight_file(modality)
+        if f is None:
+            raise ConfigError(f"teacher.model: rebind encoder {clip.name!r} has no {modality}.safetensors "
+                              f"in '{clip.weights}'" + ("; the text side (zero-shot) needs it" if modality == "text" else ""))
+        for k, v in read_state_dict(f).items():
+            if modality == "vision":
+                out["visual." + k[len("tower."):]] = v.float()
+            elif k == "log_scale":
+                out["logit_scale"] = v.float()
+            else:
+                out[k[len("tower."):]] = v.float()
+    return out
+
+
 def open_clip_config(cfg: TeacherConfig, base_dir: str | None = None) -> dict:
     """The teacher's open_clip model config, without building anything."""
     import open_clip
 
     if cfg.config is not None:
         return cfg.config
+    if is_rebind(cfg.model):
+        return rebind_clip(cfg.model, base_dir).model_cfg
     if cfg.model.startswith("local-dir:"):
         path = _local_dir(cfg.model, base_dir) / "open_clip_config.json"
         if not path.exists():
@@ -80,21 +167,34 @@ def teacher_identity(cfg: TeacherConfig, base_dir: str | None = None) -> dict:
              "dim": int(model_cfg["embed_dim"])}
     weights = None
     pretrained = _pretrained(cfg, base_dir)
-    if pretrained and Path(pretrained).exists():
+    if is_rebind(cfg.model):
+        weights = rebind_clip(cfg.model, base_dir).weight_file("vision")
+    elif pretrained and Path(pretrained).exists():
         weights = Path(pretrained)
     elif cfg.model and cfg.model.startswith("local-dir:"):
         from open_clip.factory import _find_checkpoint_in_dir
 
         found = _find_checkpoint_in_dir(_local_dir(cfg.model, base_dir))
         weights = Path(found) if found else None
-    if weights is not None:
+    if weights is not None and is_rebind(cfg.model):  # small files, retrained in place: hash the content
+        ident["weights"] = f"{weights.name}:{hashlib.sha256(weights.read_bytes()).hexdigest()[:16]}"
+    elif weights is not None:
         ident["weights"] = f"{weights.name}:{weights.stat().st_size}"
     return ident
 
 
-def resolve_space(cfg: TeacherConfig, dim: int) -> ClipSpace:
-    """The CLIP space of a teacher: ``cfg.space`` (registered if new) or the registered space of
-    (model, pretrained)."""
+def resolve_space(cfg: TeacherConfig, dim: int, base_dir: str | None = None) -> ClipSpace:
+    """The CLIP space of a teacher: ``cfg.space`` (registered if new), the space a ``rebind:``
+    encoder config names, or the registered space of (model, pretrained)."""
+    if not cfg.space and is_rebind(cfg.model):
+        from encoders.factory import parse_config
+
+        clip = rebind_clip(cfg.model, base_dir)
+        space = parse_config(clip.config, clip.name)[1]  # registers a saved custom space (space_info)
+        if space.dim != dim:
+            raise ConfigError(f"teacher.model: rebind encoder {clip.name!r} names space {space} but its "
+                              f"open_clip towers embed to {dim}-d")
+        return space
     if cfg.space:
         try:
             space = get_space(cfg.space)
@@ -204,12 +304,16 @@ def load_teacher(cfg: TeacherConfig, base_dir: str | None = None, device: Any = 
     import open_clip
 
     model_cfg = open_clip_config(cfg, base_dir)
-    space = resolve_space(cfg, int(model_cfg["embed_dim"]))
+    space = resolve_space(cfg, int(model_cfg["embed_dim"]), base_dir)
     identity = teacher_identity(cfg, base_dir)
     tmp = None
-    if cfg.config is not None:  # an inline config goes through open_clip's local-dir: schema
+    rebind = rebind_clip(cfg.model, base_dir) if is_rebind(cfg.model) else None
+    if cfg.config is not None or rebind is not None:  # inline configs go through open_clip's local-dir: schema
         tmp = tempfile.TemporaryDirectory(prefix="rebind-teacher-")
-        Path(tmp.name, "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg.config}))
+        record = {"model_cfg": model_cfg}
+        if rebind is not None:
+            record["preprocess_cfg"] = rebind.preprocess_cfg
+        Path(tmp.name, "open_clip_config.json").write_text(json.dumps(record))
         name = f"local-dir:{tmp.name}"
     elif cfg.model.startswith("local-dir:"):
         name = f"local-dir:{_local_dir(cfg.model, base_dir)}"
@@ -218,8 +322,16 @@ def load_teacher(cfg: TeacherConfig, base_dir: str | None = None, device: Any = 
     schema = name.startswith("local-dir:")
     pretrained = _pretrained(cfg, base_dir)
     try:
-        model = open_clip.create_model(name, pretrained=None if schema else pretrained)
-        if schema and pretrained:
+        with _quiet_open_clip(rebind is not None):  # its "no weights found" warning: they load next
+            model = open_clip.create_model(name, pretrained=None if schema else pretrained)
+        if rebind is not None:
+            state = _rebind_open_clip_state(rebind, text)
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            missing = [k for k in missing if k.startswith("visual.") or text]
+            if missing or unexpected:
+                raise RuntimeError(f"rebind encoder {rebind.name!r}: weights do not fit its open_clip config "
+                                   f"(missing {missing[:4]}, unexpected {unexpected[:4]})")
+        elif schema and pretrained:
             open_clip.load_checkpoint(model, pretrained)
         tokenizer = open_clip.get_tokenizer(name) if text else None
     except RuntimeError as e:
@@ -230,6 +342,19 @@ def load_teacher(cfg: TeacherConfig, base_dir: str | None = None, device: Any = 
         if tmp is not None:
             tmp.cleanup()
     return Teacher(model, space, identity, tokenizer, device, dtype)
+
+
+@contextlib.contextmanager
+def _quiet_open_clip(quiet: bool):
+    """open_clip warns on the root logger; silence it while a tower whose weights load next is built."""
+    root = logging.getLogger()
+    level = root.level
+    if quiet:
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def seeded(transform: Callable, image, seed: int) -> torch.Tensor:
@@ -308,7 +433,7 @@ def cache_teacher(cfg, out: "str | os.PathLike | None" = None, views: int = 1, b
     keys = [r.key for r in refs]
     tcfg = cfg.teacher
     identity = teacher_identity(tcfg, cfg.base_dir)
-    space = resolve_space(tcfg, identity["dim"])
+    space = resolve_space(tcfg, identity["dim"], cfg.base_dir)
     augment = {"image_augment": tcfg.image_augment if views > 1 else "none",
                "crop_scale": list(tcfg.crop_scale), "flip": tcfg.flip}
     meta = {"teacher": identity, "space": space.name, "space_record": space_record(space),

@@ -277,7 +277,7 @@ class Trainer:
         # 1. the teacher's space, from the cache or the model config (nothing heavy built yet)
         tc = cfg.teacher
         identity = teacher_identity(tc, cfg.base_dir)
-        self.space = resolve_space(tc, identity["dim"])
+        self.space = resolve_space(tc, identity["dim"], cfg.base_dir)
         self.cache = None
         if tc.cache:
             self.cache = TeacherCache.open(cfg.path(tc.cache))
