@@ -58,7 +58,10 @@ class DetectorRecipe:
     steps: int = 1500
     batch_size: int = 4
     threads: int = 1  # measured: on 2 busy shared cores 1 thread beats 2
+    channels_last: bool = True  # backbone weights in NHWC: measured 1.15x per step on CPU
+    optimizer: str = "adamw"  # or "sgd" (momentum below)
     lr: float = 1e-3
+    momentum: float = 0.9
     min_lr_ratio: float = 0.02
     weight_decay: float = 0.05
     warmup_steps: int = 100
@@ -76,6 +79,11 @@ class DetectorRecipe:
     contrast: float = 0.3
     saturation: float = 0.3
     hue: float = 0.03
+    # freshly composited train scenes (scenes.make_scene on train renders, class-balanced): more
+    # objects per image than the stored scenes, for the same compute per step
+    synthetic_fraction: float = 0.0  # of each batch
+    synthetic_max_objects: int = 8
+    bn_recompute_images: int = 256  # precise BN over this many train scenes before every evaluation
     # classifier jitter toward image embeddings (see the module docstring)
     embedding_mix_prob: float = 0.5
     embedding_mix_max: float = 1.0  # mixing weight of the image embedding drawn in [0, this]
@@ -97,7 +105,10 @@ class DetectorRecipe:
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.threads < 1:
             raise ValueError("steps, batch_size and threads must be >= 1")
-        for name in ("hflip_prob", "embedding_mix_prob", "embedding_mix_max", "prompt_variant_prob"):
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        for name in ("hflip_prob", "embedding_mix_prob", "embedding_mix_max", "prompt_variant_prob",
+                     "synthetic_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.save_dtype not in ("float16", "float32"):
@@ -211,6 +222,40 @@ class BatchSampler:
         return batch
 
 
+class SceneSynthesizer:
+    """Fresh train scenes from the pocket data's own compositor (scenes.make_scene): each object's
+    class drawn uniformly, then one of its train renders; backgrounds as in the stored scenes."""
+
+    def __init__(self, data: Path, max_objects: int, seed: int, split: str = "train"):
+        from PIL import Image  # noqa: PLC0415
+
+        from .images import BACKGROUNDS  # noqa: PLC0415
+        from .scenes import Camera, SceneItem  # noqa: PLC0415
+
+        data = Path(data)
+        self.backgrounds = [Image.open(data / "backgrounds" / f"{n}.png").convert("RGB") for n in BACKGROUNDS]
+        self.by_class: dict[str, list] = {}
+        for r in render_rows(data, split):
+            with Image.open(data / r["path"]) as im:
+                self.by_class.setdefault(r["label"], []).append(SceneItem(r["label"], im.convert("RGBA"), r["path"]))
+        if not self.by_class or not self.backgrounds:
+            raise SceneDataError(f"'{data}' has no {split} renders or no backgrounds to composite scenes from")
+        self.classes = sorted(self.by_class)
+        self.camera = Camera()
+        self.max_objects = max_objects
+        self.rng = np.random.default_rng([seed, 7])
+
+    def next(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from .scenes import make_scene  # noqa: PLC0415
+
+        items = []
+        for _ in range(self.max_objects):
+            pool = self.by_class[self.classes[int(self.rng.integers(len(self.classes)))]]
+            items.append(pool[int(self.rng.integers(len(pool)))])
+        rgb, _, _, record = make_scene(items, self.backgrounds, self.camera, self.rng, max_objects=self.max_objects)
+        return torch.from_numpy(np.array(rgb)).permute(2, 0, 1), scene_targets(record)
+
+
 # ------------------------------------------------------------------------ class embeddings
 
 @dataclass
@@ -315,6 +360,33 @@ def set_inference_size(model, size: int) -> None:
     model.transform.max_size = model.config.max_size
 
 
+@torch.no_grad()
+def recompute_batchnorm_statistics(model, images: torch.Tensor, batch_size: int = 8) -> int:
+    """Precise BN: replace the running mean/var of every BatchNorm layer by their exact average over
+    ``images`` (uint8 [N, 3, H, W]) at the inference size. Measured: after a short run from scratch,
+    the momentum averages lag the weights so far that eval-mode proposals miss most objects.
+    Returns how many layers were reset."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    momenta = [m.momentum for m in layers]
+    was_training = model.training
+    model.eval()
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+        m.train()
+    try:
+        for k in range(0, len(images), batch_size):
+            batch = [img.float() / 255.0 for img in images[k:k + batch_size]]
+            model.backbone(model.transform(batch)[0].tensors)
+    finally:
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return len(layers)
+
+
 @contextmanager
 def inference_size(model, size: int):
     saved = (list(model.config.min_size), model.config.max_size, model.transform.min_size, model.transform.max_size)
@@ -352,7 +424,7 @@ class TrainResult:
 
 def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRecipe,
                    val: SceneSet | None = None, progress: bool = True, log: Callable[[str], None] = print,
-                   metrics_csv: Path | None = None) -> TrainResult:
+                   metrics_csv: Path | None = None, synthesizer: SceneSynthesizer | None = None) -> TrainResult:
     """Train a fresh ``DeticStyleDetector``; returns it (eval mode, text classes installed)."""
     from adapters.detic.model import DeticStyleDetector  # noqa: PLC0415
 
@@ -367,8 +439,17 @@ def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRe
 
     model = DeticStyleDetector(recipe.detector_config(classes.space))
     model.set_class_embeddings(classes.text, list(classes.names))
-    opt = torch.optim.AdamW(param_groups(model, recipe.weight_decay), lr=recipe.lr)
-    sampler = BatchSampler(len(train), recipe.batch_size, gen)
+    if recipe.channels_last:
+        model.backbone.to(memory_format=torch.channels_last)
+    groups = param_groups(model, recipe.weight_decay)
+    opt = torch.optim.AdamW(groups, lr=recipe.lr) if recipe.optimizer == "adamw" else \
+        torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
+    synthetic = round(recipe.synthetic_fraction * recipe.batch_size)
+    if synthetic and synthesizer is None:
+        raise ValueError("recipe.synthetic_fraction > 0 needs a SceneSynthesizer (the data directory's renders)")
+    sampler = BatchSampler(len(train), recipe.batch_size - synthetic, gen)
+    bn_images = train.images[torch.randperm(len(train), generator=torch.Generator().manual_seed(recipe.seed))
+                             [:recipe.bn_recompute_images]]
     metrics: list[dict] = []
     writer = None
     if metrics_csv is not None:
@@ -385,7 +466,9 @@ def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRe
             lr = lr_at(step, recipe)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = [augment(train.images[i], train.targets[i], recipe, gen) for i in sampler.next()]
+            pairs = [(train.images[i], train.targets[i]) for i in sampler.next()]
+            pairs += [synthesizer.next() for _ in range(synthetic)]
+            batch = [augment(image, target, recipe, gen) for image, target in pairs]
             model.set_class_embeddings(classes.jittered(recipe, gen), list(classes.names))
             losses = model([b[0] for b in batch], [b[1] for b in batch])
             loss = sum(losses.values())
@@ -402,6 +485,7 @@ def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRe
             if val is not None and recipe.eval_every and ((step + 1) % recipe.eval_every == 0 or last):
                 model.set_class_embeddings(classes.text, list(classes.names))
                 with inference_size(model, recipe.test_size):
+                    recompute_batchnorm_statistics(model, bn_images)  # training uses batch statistics
                     report = evaluate_detector(model, val, {"text": classes.text}, list(classes.names))
                 row["val_ap50"] = round(report["text"]["ap50"], 4)
                 log(f"step {step + 1}: val AP50 (text-prompted) {row['val_ap50']:.3f}")
@@ -422,6 +506,7 @@ def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRe
             handle.close()
     model.set_class_embeddings(classes.text, list(classes.names))
     set_inference_size(model, recipe.test_size)
+    recompute_batchnorm_statistics(model, bn_images)
     model.eval()
     return TrainResult(model, recipe, metrics, time.time() - start)
 
@@ -488,8 +573,10 @@ def run_detector_stage(data: Path, out: Path, recipe: DetectorRecipe, clip: Any 
     prep_seconds = time.time() - t0
     log(f"pocket detector: {len(train)} train scenes, {len(classes.names)} classes in space {classes.space}, "
         f"{sum(len(v) for v in classes.render_images.values())} render embeddings ({prep_seconds:.0f} s)")
+    synthesizer = SceneSynthesizer(data, recipe.synthetic_max_objects, recipe.seed) \
+        if recipe.synthetic_fraction > 0 else None
     result = train_detector(train, classes, recipe, val=val, progress=progress, log=log,
-                            metrics_csv=out / "metrics.csv")
+                            metrics_csv=out / "metrics.csv", synthesizer=synthesizer)
     record = {"train_seconds": round(result.seconds, 1), "prepare_seconds": round(prep_seconds, 1),
               "train_scenes": len(train), "classes": list(classes.names), "space": classes.space,
               "threads": recipe.threads, "torch": torch.__version__}

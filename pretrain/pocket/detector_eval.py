@@ -325,3 +325,179 @@ def evaluate_pocket_detector(data, detector=None, clip="pocket", split: str = "t
             f"+- {entry['per_item']['ap50_std']:.3f} ({draws} draws)")
         report[modality] = entry
     return report
+
+
+# ------------------------------------------------------------------------------------- overlays
+
+def grid(images: list, columns: int, pad: int = 4):
+    """PIL images of one size -> one image, row by row."""
+    from PIL import Image  # noqa: PLC0415
+
+    w, h = images[0].size
+    rows = (len(images) + columns - 1) // columns
+    out = Image.new("RGB", (columns * w + (columns - 1) * pad, rows * h + (rows - 1) * pad), "white")
+    for k, im in enumerate(images):
+        out.paste(im, ((k % columns) * (w + pad), (k // columns) * (h + pad)))
+    return out
+
+
+def text_overlays(detector, images: list, names: list[str], embeddings: torch.Tensor,
+                  threshold: float = 0.9, columns: int = 4):
+    """Each image with the detections of the text-prompted vocabulary above ``threshold``."""
+    from adapters.detic.prompts import load_detector  # noqa: PLC0415
+
+    detector = load_detector(detector)
+    with detector.prompted(embeddings, names=names, threshold=threshold) as prompted:
+        found = [prompted.detect(im) for im in images]
+    return grid([f.draw(im) for f, im in zip(found, images)], columns), found
+
+
+def audio_demo(detector, clips: dict[str, str], images: list, threshold: float = 0.9, clip="pocket"):
+    """Rows: one per clip (``{name: path}``, each a one-class audio prompt through
+    ``adapters.detic.from_audio``); columns: the images."""
+    import adapters.detic as detic  # noqa: PLC0415
+
+    tiles, found = [], {}
+    for name, path in clips.items():
+        with detic.from_audio(path, detector=detector, threshold=threshold, names=[name], encoder=clip) as p:
+            found[name] = [p.detect(im) for im in images]
+        tiles += [f.draw(im) for f, im in zip(found[name], images)]
+    return grid(tiles, len(images)), found
+
+
+# -------------------------------------------------------------------------------------- tables
+
+def per_class_table(report: dict) -> str:
+    """Markdown: AP50 per class for each prompt set (blank: the class is not in that vocabulary)."""
+    keys = [k for k in ("text", "image", "audio") if isinstance(report.get(k), dict) and "per_class" in report[k]]
+    names = list(report["text"]["per_class"])
+    lines = ["| class | objects | " + " | ".join(f"AP50 {k}" for k in keys) + " |",
+             "|---|---|" + "---|" * len(keys)]
+    for n in names:
+        num = report["text"]["per_class"][n]["num_gt"]
+        if not num:
+            continue
+        cells = []
+        for k in keys:
+            pc = report[k]["per_class"].get(n)
+            cells.append("" if pc is None else f"{pc['ap50']:.2f}")
+        lines.append(f"| {n} | {num} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_table(report: dict) -> str:
+    rows = ["| classifier | classes | AP50 | AP50:95 | text AP50, same classes | ratio | per item AP50 | "
+            "precision@0.9 | recall@0.9 |", "|---|---|---|---|---|---|---|---|---|"]
+    for k in ("text", "image", "audio"):
+        e = report.get(k)
+        if not isinstance(e, dict):
+            continue
+        if "skipped" in e:
+            rows.append(f"| {k} | skipped: {e['skipped'][:80]} | | | | | | | |")
+            continue
+        at = e["at_threshold"]["0.9"]
+        same, ratio, item = "", "", ""
+        if "text_same_vocabulary" in e:
+            same = f"{e['text_same_vocabulary']['ap50']:.3f}"
+            ratio = f"{e['ratio_to_text']:.2f}"
+        if "per_item" in e:
+            item = f"{e['per_item']['ap50_mean']:.3f} ± {e['per_item']['ap50_std']:.3f}"
+        rows.append(f"| {k} | {e['classes_with_gt']} | {e['ap50']:.3f} | {e['ap50_95']:.3f} | {same} | {ratio} | "
+                    f"{item} | {at['precision']:.3f} | {at['recall']:.3f} |")
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def add_arguments(p) -> None:
+    from pathlib import Path  # noqa: PLC0415
+
+    p.add_argument("--data", type=Path, required=True, help="pocket data directory (python -m pretrain.pocket data)")
+    p.add_argument("--detector", type=Path, default=None,
+                   help="saved detector folder (default: the shipped adapters/weights/pocket_detector)")
+    p.add_argument("--clip", default="pocket", help="encoder config for text/image/audio prompts (default pocket)")
+    p.add_argument("--split", default="test", choices=("val", "test"))
+    p.add_argument("--draws", type=int, default=10, help="random one-item-per-class vocabularies (per-clip AP)")
+    p.add_argument("--report", type=Path, default=None, help="JSON report (default: <detector>/eval.json)")
+    p.add_argument("--figures", type=Path, default=None,
+                   help="write overlays at threshold 0.9 and the per-class chart here (default: none)")
+    p.add_argument("--threads", type=int, default=1)
+
+
+def run(args) -> int:
+    import json  # noqa: PLC0415
+
+    from adapters.detic.prompts import DEFAULT_DETECTOR_DIR  # noqa: PLC0415
+
+    torch.set_num_threads(args.threads)
+    detector = args.detector or DEFAULT_DETECTOR_DIR
+    report = evaluate_pocket_detector(args.data, detector, args.clip, args.split, draws=args.draws)
+    path = args.report or (detector / "eval.json")
+    path.write_text(json.dumps(report, indent=1, default=float) + "\n")
+    print(summary_table(report))
+    print()
+    print(per_class_table(report))
+    if args.figures is not None:
+        for written in write_figures(args.data, detector, args.figures, args.clip, report):
+            print(f"wrote {written}")
+    print(f"wrote {path}")
+    return 0
+
+
+def plot_per_class(report: dict, path) -> None:
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    keys = [k for k in ("text", "image", "audio") if isinstance(report.get(k), dict) and "per_class" in report[k]]
+    names = [n for n, v in report["text"]["per_class"].items() if v["num_gt"]]
+    x = np.arange(len(names))
+    width = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(max(8, 0.32 * len(names)), 3.8))
+    for i, k in enumerate(keys):
+        values = [report[k]["per_class"].get(n, {}).get("ap50", np.nan) for n in names]
+        ax.bar(x + (i - (len(keys) - 1) / 2) * width, values, width, label=f"{k} ({report[k]['ap50']:.2f})")
+    ax.set_xticks(x, names, rotation=70, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("AP50")
+    ax.set_title(f"pocket detector, held-out {report['split']} scenes: AP50 per class by classifier")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_figures(data, detector, folder, clip="pocket", report: dict | None = None,
+                  threshold: float = 0.9, test_scenes: int = 5) -> list:
+    """Overlays at ``threshold`` (text-prompted, every category; the audio dog demo when the CLIP
+    has an audio encoder) and the per-class AP chart."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    from .detector import CLASS_NAMES, REPO, class_text_embeddings, read_scenes  # noqa: PLC0415
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    shipped = REPO / "tests" / "data" / "pocket" / "detector"
+    shipped_records = [json.loads(x) for x in (shipped / "scenes.jsonl").read_text().splitlines()] \
+        if (shipped / "scenes.jsonl").exists() else []
+    images = [Image.open(shipped / r["image"]).convert("RGB") for r in shipped_records]
+    images += [Image.open(Path(data) / r["image"]).convert("RGB") for r in read_scenes(data, "test", test_scenes)]
+    text = class_text_embeddings(list(CLASS_NAMES), clip)
+    picture, _ = text_overlays(detector, images, list(CLASS_NAMES), text, threshold)
+    picture.save(folder / "detector_text_overlays.png")
+    written.append(folder / "detector_text_overlays.png")
+    if has_modality(clip, "audio")[0] and (shipped / "dog.wav").exists():
+        dog_scenes = [im for r, im in zip(shipped_records, images) if any(o["label"] == "dog" for o in r["objects"])]
+        others = [im for r, im in zip(shipped_records, images) if all(o["label"] != "dog" for o in r["objects"])]
+        picture, _ = audio_demo(detector, {"dog": str(shipped / "dog.wav"), "cow": str(shipped / "cow.wav")},
+                                dog_scenes + others, threshold, clip)
+        picture.save(folder / "detector_audio_dog_demo.png")
+        written.append(folder / "detector_audio_dog_demo.png")
+    if report is not None:
+        plot_per_class(report, folder / "detector_per_class_ap.png")
+        written.append(folder / "detector_per_class_ap.png")
+    return written
