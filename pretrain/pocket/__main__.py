@@ -50,11 +50,24 @@ def _run_train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_detector_eval_arguments(p: argparse.ArgumentParser) -> None:
+    from .detector_eval import add_arguments
+    add_arguments(p)
+
+
+def _run_detector_eval(args: argparse.Namespace) -> int:
+    from .detector_eval import run
+    return run(args)
+
+
 STEPS = {
     "data": ("download pinned packages and build clips, images, scenes and manifests",
              _add_data_arguments, _run_data),
     "train": ("train the pocket models (stages: clip, ...) into encoders/weights/pocket",
               _add_train_arguments, _run_train),
+    "detector-eval": ("AP of the pocket detector on held-out scenes, prompted with text, image and "
+                      "audio embeddings; overlays at threshold 0.9", _add_detector_eval_arguments,
+                      _run_detector_eval),
 }
 
 

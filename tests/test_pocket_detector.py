@@ -1,0 +1,171 @@
+"""The shipped pocket detector (adapters/weights/pocket_detector): loads by default, finds the dog in
+held-out scenes when prompted with "dog" (text) or a held-out bark (audio) at the paper's 0.9, and
+does not when prompted with another class. Plus the evaluation code and a short training run.
+
+Scenes and clips: tests/data/pocket/detector/ (held-out test split; see ../ATTRIBUTION.md).
+"""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import adapters.detic as detic
+from adapters.detic.model import DeticStyleDetector
+from torchvision.ops import box_iou
+
+DATA = Path(__file__).parent / "data" / "pocket" / "detector"
+SCENES = [json.loads(line) for line in (DATA / "scenes.jsonl").read_text().splitlines()]
+DOG_SCENES = [s for s in SCENES if any(o["label"] == "dog" for o in s["objects"])]
+NO_DOG_SCENES = [s for s in SCENES if all(o["label"] != "dog" for o in s["objects"])]
+# other classes, fixed a priori: an animal, a vehicle, an instrument, an object of these scenes
+OTHER_PROMPTS = ["cow", "car", "drums", "rain"]
+
+
+def dog_box(scene) -> torch.Tensor:
+    return torch.tensor([o["box"] for o in scene["objects"] if o["label"] == "dog"], dtype=torch.float32)
+
+
+def dog_boxes_found(found, scene, name="dog") -> list[float]:
+    """IoUs with the scene's dog of the boxes labelled ``name`` (any box, when name is None)."""
+    keep = [i for i, n in enumerate(found.names) if name is None or n == name]
+    if not keep:
+        return []
+    return box_iou(found.boxes[keep], dog_box(scene)).max(dim=1).values.tolist()
+
+
+def has_pocket_encoder(modality: str) -> tuple[bool, str]:
+    import encoders
+
+    try:
+        encoders.resolve_encoder(None, modality)
+    except Exception as err:  # noqa: BLE001
+        return False, f"the pocket {modality} encoder is not installed here ({type(err).__name__}: {err})"
+    return True, ""
+
+
+needs_text = pytest.mark.skipif(not has_pocket_encoder("text")[0], reason=has_pocket_encoder("text")[1])
+needs_audio = pytest.mark.skipif(not has_pocket_encoder("audio")[0], reason=has_pocket_encoder("audio")[1])
+
+
+def test_shipped_detector_loads_by_default_in_the_pocket_space_with_the_category_vocabulary():
+    detector = detic.load_detector()
+    assert isinstance(detector, DeticStyleDetector)
+    assert detector is detic.load_detector()  # loaded once
+    assert detector.space.name == "pocket"
+    assert "dog" in detector.class_names and len(detector.class_names) >= 30
+    emb = detector.get_class_embeddings()
+    assert emb.shape == (len(detector.class_names), detector.space.dim)
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(len(emb)), atol=1e-3)
+    assert detector.config.min_size == [256]  # tests at the scenes' native size
+    assert not detector.training
+
+
+def test_default_vocabulary_detects_the_dog_at_the_default_threshold():
+    found = detic.load_detector().detect(DATA / DOG_SCENES[0]["image"])
+    assert max(dog_boxes_found(found, DOG_SCENES[0]), default=0.0) >= 0.5, found.to_dict()
+
+
+@needs_text
+@pytest.mark.parametrize("scene", DOG_SCENES, ids=[s["image"] for s in DOG_SCENES])
+def test_text_prompt_dog_finds_the_dog_at_0_9(scene):
+    with detic.from_text(["dog"]) as prompted:
+        assert prompted.threshold == 0.9
+        found = prompted.detect(DATA / scene["image"])
+    ious = dog_boxes_found(found, scene)
+    assert max(ious, default=0.0) >= 0.5, found.to_dict()
+
+
+@needs_text
+@pytest.mark.parametrize("other", OTHER_PROMPTS)
+def test_text_prompt_of_another_class_fires_no_box_on_the_dog(other):
+    for scene in DOG_SCENES:
+        with detic.from_text([other]) as prompted:
+            found = prompted.detect(DATA / scene["image"])
+        assert max(dog_boxes_found(found, scene, name=None), default=0.0) < 0.5, (other, found.to_dict())
+
+
+@needs_text
+def test_text_prompt_dog_fires_nothing_in_a_scene_without_a_dog():
+    for scene in NO_DOG_SCENES:
+        with detic.from_text(["dog"]) as prompted:
+            found = prompted.detect(DATA / scene["image"])
+        assert len(found) == 0, found.to_dict()
+
+
+@needs_audio
+@pytest.mark.parametrize("scene", DOG_SCENES, ids=[s["image"] for s in DOG_SCENES])
+def test_audio_prompt_held_out_bark_finds_the_dog_at_0_9(scene):
+    with detic.from_audio(DATA / "dog.wav") as prompted:
+        assert prompted.class_names == ["dog"] and prompted.threshold == 0.9
+        found = prompted.detect(DATA / scene["image"])
+    assert max(dog_boxes_found(found, scene), default=0.0) >= 0.5, found.to_dict()
+
+
+@needs_audio
+def test_audio_prompt_of_another_animal_fires_no_box_on_the_dog():
+    for scene in DOG_SCENES:
+        with detic.from_audio(DATA / "cow.wav") as prompted:
+            found = prompted.detect(DATA / scene["image"])
+        assert max(dog_boxes_found(found, scene, name=None), default=0.0) < 0.5, found.to_dict()
+
+
+# ------------------------------------------------------------------------------ evaluation code
+
+def test_cached_box_features_give_the_same_detections_as_detect():
+    from pretrain.pocket.detector_eval import SceneFeatures
+    from torchvision.transforms.functional import pil_to_tensor
+    from PIL import Image
+
+    detector = detic.load_detector()
+    image = Image.open(DATA / SCENES[0]["image"]).convert("RGB")
+    vocabulary = detector.get_class_embeddings()[:7]
+    names = detector.class_names[:7]
+    cached = SceneFeatures(detector, [pil_to_tensor(image).float() / 255.0]).detect(vocabulary, names, 0.05)[0]
+    with detector.prompted(vocabulary, names=names, threshold=0.05) as prompted:
+        direct = prompted.detect(image)
+    assert len(direct) == len(cached["scores"]) > 0
+    assert torch.allclose(direct.scores, cached["scores"], atol=1e-5)
+    assert torch.allclose(direct.boxes, cached["boxes"], atol=1e-3)
+
+
+def test_average_precision_counts_duplicates_and_wrong_classes_as_false_positives():
+    from pretrain.pocket.detector_eval import average_precision, precision_recall_at
+
+    gt = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([0, 1])}]
+    dets = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]]),
+             "scores": torch.tensor([0.9, 0.8, 0.7, 0.95]), "labels": torch.tensor([0, 0, 1, 1])}]
+    report = average_precision(dets, gt, ["a", "b"])
+    assert report["per_class"]["a"]["ap50"] == pytest.approx(1.0)  # the duplicate comes after the hit
+    assert report["per_class"]["b"]["ap50"] == pytest.approx(0.5)  # a confident miss first: P=1/2 at R=1
+    assert report["ap50"] == pytest.approx(0.75)
+    at = precision_recall_at(dets, gt, 2, 0.85)
+    assert (at["true_positives"], at["detections"], at["recall"]) == (1, 2, 0.5)
+
+
+# ---------------------------------------------------------------------------------- training
+
+@pytest.mark.slow
+def test_a_short_run_of_the_recipe_on_the_shipped_scenes_lowers_the_loss(tmp_path):
+    from pretrain.pocket.detector import (CLASS_NAMES, ClassEmbeddings, DetectorRecipe, SceneSet,
+                                          save_trained_detector, train_detector)
+
+    # the shipped scenes as a tiny data directory
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "scenes_train.jsonl").write_text((DATA / "scenes.jsonl").read_text())
+    for scene in SCENES:
+        (tmp_path / scene["image"]).write_bytes((DATA / scene["image"]).read_bytes())
+    train = SceneSet.load(tmp_path, "train")
+    # the shipped vocabulary stands in for the CLIP's text embeddings (no encoder needed)
+    shipped = detic.load_detector()
+    text = torch.stack([shipped.get_class_embeddings()[shipped.class_names.index(n)] for n in CLASS_NAMES])
+    classes = ClassEmbeddings(CLASS_NAMES, "pocket", text, {})
+    recipe = DetectorRecipe(steps=40, batch_size=2, warmup_steps=5, lr=1e-3, eval_every=0, embedding_mix_prob=0.0)
+    result = train_detector(train, classes, recipe, progress=False, metrics_csv=tmp_path / "metrics.csv")
+    losses = [m["loss"] for m in result.metrics]
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:5]) / 5, losses
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 41
+    saved = save_trained_detector(result.model, recipe, tmp_path / "det")
+    again = detic.load_detector(saved)
+    assert again.class_names == list(CLASS_NAMES) and again.config.min_size == [recipe.test_size]
+    assert json.loads((saved / "recipe.json").read_text())["recipe"]["steps"] == 40
