@@ -162,6 +162,7 @@ class VaeRecipe:
     warmup_steps: int = 30
     kl_weight: float = 1e-5  # per latent element, against per-pixel L1: keeps latents smooth, not blurry
     edge_weight: float = 1.0
+    chroma_weight: float = 2.0  # extra L1 on opponent colours: rare reds / greens otherwise collapse to brown
     identity_fraction: float = 0.25  # clean renders among the views
 
     def model_config(self) -> dict:
@@ -205,9 +206,16 @@ def vae_loss(vae, images: torch.Tensor, recipe: VaeRecipe, gen: torch.Generator)
     recon = vae.decode(z).sample
     l1 = (recon - x).abs().mean()
     edge = (edges(recon) - edges(x)).abs().mean()
+    chroma = (opponent_colours(recon) - opponent_colours(x)).abs().mean()
     kl = 0.5 * (dist.mean.pow(2) + dist.var - 1.0 - dist.logvar).mean()
-    loss = l1 + recipe.edge_weight * edge + recipe.kl_weight * kl
-    return loss, {"l1": l1.item(), "edge": edge.item(), "kl": kl.item()}
+    loss = l1 + recipe.edge_weight * edge + recipe.chroma_weight * chroma + recipe.kl_weight * kl
+    return loss, {"l1": l1.item(), "edge": edge.item(), "chroma": chroma.item(), "kl": kl.item()}
+
+
+def opponent_colours(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] RGB -> [B, 2, H, W] red-green and yellow-blue opponent channels."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    return torch.cat([r - g, (r + g) / 2 - b], 1)
 
 
 def train_vae(renders: Renders, recipe: VaeRecipe, views: ViewConfig, seed: int, progress: bool = True,
@@ -233,7 +241,7 @@ def train_vae(renders: Renders, recipe: VaeRecipe, views: ViewConfig, seed: int,
         opt.step()
         row = {"part": "vae", "step": step, "loss": loss.item(), **parts, "lr": opt.param_groups[0]["lr"]}
         history.append(row)
-        bar.set_postfix(loss=f"{float(loss):.4f}", l1=f"{parts['l1']:.4f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{parts['l1']:.4f}")
         if log is not None:
             log(row)
     return vae.eval(), history
@@ -337,7 +345,10 @@ class UnetRecipe:
     warmup_steps: int = 100
     weight_decay: float = 0.01
     ema_decay: float = 0.999
-    min_snr_gamma: float = 5.0  # Min-SNR-gamma loss weighting: faster convergence on short runs
+    # Min-SNR-gamma weighting (None: plain v-MSE, as SD 2.x). For v-prediction it weights high-noise steps
+    # by ~SNR, i.e. almost not at all -- and those are where the UNet learns to follow the condition.
+    min_snr_gamma: float | None = None
+    time_embedding_dim: int | None = 256  # the condition's path into every ResNet (default: 4 x first block)
     cond_dropout: float = 0.1  # whole condition row -> 0, the pipeline's unconditional input
     noise_level_max: int = 600  # embedding noise augmentation, uniform in [0, max) ...
     noise_level_zero: float = 0.25  # ... or exactly 0 (the pipeline's default level) this often
@@ -352,7 +363,7 @@ class UnetRecipe:
                     layers_per_block=self.layers_per_block, attention_head_dim=self.attention_head_dim,
                     norm_num_groups=32, cross_attention_dim=self.cross_attention_dim,
                     class_embed_type="projection", projection_class_embeddings_input_dim=2 * embed_dim,
-                    resnet_time_scale_shift="scale_shift")
+                    resnet_time_scale_shift="scale_shift", time_embedding_dim=self.time_embedding_dim)
 
 
 def build_unet(recipe: UnetRecipe, embed_dim: int, latent_channels: int, latent_size: int, seed: int):
@@ -460,8 +471,11 @@ def train_unet(cache: TrainingCache, pipe, recipe: UnetRecipe, embed_norm: float
         zt = sched.add_noise(z0, noise, t)
         target = sched.get_velocity(z0, noise, t)
         pred = unet(zt, t, hidden, class_labels=cond).sample
-        snr = alphas[t] / (1 - alphas[t])
-        weight = snr.clamp(max=recipe.min_snr_gamma) / (snr + 1)
+        if recipe.min_snr_gamma:
+            snr = alphas[t] / (1 - alphas[t])
+            weight = snr.clamp(max=recipe.min_snr_gamma) / (snr + 1)
+        else:
+            weight = torch.ones(b)
         per_sample = (pred - target).pow(2).mean((1, 2, 3))
         loss = (weight * per_sample).mean()
         opt.zero_grad(set_to_none=True)
@@ -698,7 +712,7 @@ def plot_losses(history: list[dict], path: Path) -> None:
         ax.plot(steps, loss, alpha=0.25, color="C0")
         ax.plot(steps[k - 1:], smooth, color="C0")
         ax.set_yscale("log")
-        ax.set_title(f"{part}: {'L1 + edge + KL' if part == 'vae' else 'Min-SNR-weighted v-prediction MSE'}",
+        ax.set_title(f"{part}: {'L1 + edge + KL' if part == 'vae' else 'v-prediction MSE'}",
                      fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -834,7 +848,7 @@ def choose_settings(sweep_rows: list[dict]) -> SamplingSettings:
 
 class MetricsLog:
     """Training rows -> a CSV (one file for both parts; columns fixed up front)."""
-    COLUMNS = ("part", "step", "loss", "l1", "edge", "kl", "mse_v", "grad_norm", "lr", "seconds")
+    COLUMNS = ("part", "step", "loss", "l1", "edge", "chroma", "kl", "mse_v", "grad_norm", "lr", "seconds")
 
     def __init__(self, path: Path):
         import csv
@@ -1039,7 +1053,8 @@ def write_model_card(path: Path, record: dict, figures: Path, out: Path) -> None
         f"{r['vae']['latent_channels']} latent channels at {IMAGE_SIZE // 2 ** (len(r['vae']['block_out_channels']) - 1)}x"
         f"{IMAGE_SIZE // 2 ** (len(r['vae']['block_out_channels']) - 1)}; "
         f"{r['vae']['steps']} steps x {r['vae']['batch_size']} random {r['vae']['crop']} px crops (fully convolutional), "
-        f"L1 + {r['vae']['edge_weight']} x Sobel-edge L1 + {r['vae']['kl_weight']} x KL; AdamW lr {r['vae']['lr']}, cosine. "
+        f"L1 + {r['vae']['edge_weight']} x Sobel-edge L1 + {r['vae']['chroma_weight']} x opponent-colour L1 "
+        f"+ {r['vae']['kl_weight']} x KL; AdamW lr {r['vae']['lr']}, cosine. "
         f"Latent scaling factor {record['vae_scaling_factor']:.4f} (1 / std of the cached latents).",
         f"- UNet (`UNet2DConditionModel`, {record['params_m']['unet']}M params): blocks {list(r['unet']['block_out_channels'])}, "
         f"{list(r['unet']['down_block_types'])}, self-attention mid block, no cross-attention (the stand-in text encoder "
@@ -1053,8 +1068,9 @@ def write_model_card(path: Path, record: dict, figures: Path, out: Path) -> None
         f"[0, {r['unet']['noise_level_max']}) ({r['unet']['noise_level_zero']:.0%} exactly 0); the whole condition "
         f"row zeroed with p = {r['unet']['cond_dropout']} (the pipeline's unconditional input for guidance).".format(
             frac=r["unet"]["class_mean_fraction"], k=r["unet"]["class_mean_views"]),
-        f"- Diffusion: v-prediction on SD 2.x's scaled-linear schedule (1000 steps), Min-SNR-{r['unet']['min_snr_gamma']:g} "
-        f"weighting, {r['unet']['steps']} steps x {r['unet']['batch_size']}, AdamW lr {r['unet']['lr']} cosine, EMA "
+        f"- Diffusion: v-prediction on SD 2.x's scaled-linear schedule (1000 steps), "
+        + (f"Min-SNR-{r['unet']['min_snr_gamma']:g} weighting" if r['unet']['min_snr_gamma'] else "plain v-MSE")
+        + f", {r['unet']['steps']} steps x {r['unet']['batch_size']}, AdamW lr {r['unet']['lr']} cosine, EMA "
         f"{r['unet']['ema_decay']}. Sampler shipped: DPM-Solver++ (trailing spacing) on the same schedule.",
         f"- Seed {r['seed']}, {r['threads']} CPU threads; UNet and VAE stored as {r['save_dtype']} "
         f"({record['size_mb']} MB in all), loaded as float32.",
