@@ -277,6 +277,29 @@ def test_build_save_load_roundtrip(tmp_path, encoder, sounds):
     unclip.clear_cache()
 
 
+def test_recorded_generation_defaults_fill_unset_arguments(tmp_path, encoder, sounds):
+    unet, vae = _tiny_trained_parts()
+    folder = unclip.build_pipeline(unet, vae, "test-32").save(tmp_path / "with_defaults")
+    note = json.loads((folder / "rebind_space.json").read_text())
+    note["generation_defaults"] = {"num_inference_steps": 2, "guidance_scale": 3.0, "noise_level": 50}
+    (folder / "rebind_space.json").write_text(json.dumps(note))
+    gen = unclip.load_pipeline(folder, cache=False)
+    gen.pipe.set_progress_bar_config(disable=True)
+    assert gen.generation_defaults == note["generation_defaults"]
+    implicit = unclip.from_audio(sounds[0], pipeline=gen, encoder=encoder, seed=0)
+    explicit = unclip.from_audio(sounds[0], pipeline=gen, encoder=encoder, seed=0, num_inference_steps=2,
+                                 guidance_scale=3.0, noise_level=50)
+    assert mean_abs_diff(implicit, explicit) == 0.0
+    other = unclip.from_audio(sounds[0], pipeline=gen, encoder=encoder, seed=0, guidance_scale=1.0)
+    assert mean_abs_diff(implicit, other) > 0  # an explicit argument still wins
+    assert json.loads((gen.save(tmp_path / "resaved") / "rebind_space.json").read_text())[
+        "generation_defaults"] == note["generation_defaults"]  # kept on re-save
+    note["generation_defaults"] = {"guidance": 3.0}
+    (folder / "rebind_space.json").write_text(json.dumps(note))
+    with pytest.raises(InputError, match="unknown generation_defaults"):
+        unclip.load_pipeline(folder, cache=False)
+
+
 def test_build_pipeline_checks_the_unet(tmp_path):
     unet, vae = _tiny_trained_parts()
     with pytest.raises(InputError, match="projection_class_embeddings_input_dim=32"):

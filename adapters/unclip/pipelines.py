@@ -52,6 +52,9 @@ REFERENCE_CAPTIONS = (
     "a red car on a road",
 )
 
+# Keys a folder note may set as generation defaults (rebind_space.json "generation_defaults").
+GENERATION_DEFAULT_KEYS = ("num_inference_steps", "guidance_scale", "noise_level")
+
 GENERATION_KWARGS_REFUSED = ("image", "image_embeds", "prompt_embeds", "negative_prompt_embeds",
                              "text_model_output", "text_attention_mask", "output_type", "return_dict")
 
@@ -154,6 +157,14 @@ class UnclipGenerator:
         if image_embed_norm is not None and not (float(image_embed_norm) > 0 and math.isfinite(image_embed_norm)):
             raise InputError(f"image_embed_norm must be a positive number, got {image_embed_norm!r}")
         self.image_embed_norm = None if image_embed_norm is None else float(image_embed_norm)
+        # Sampling settings the pipeline's trainer measured best (the pocket unCLIP records them): used
+        # when generate() is not told otherwise, instead of diffusers' defaults (guidance 10, tuned for SD).
+        defaults = note.get("generation_defaults") or {}
+        unknown = set(defaults) - set(GENERATION_DEFAULT_KEYS)
+        if unknown:
+            raise InputError(f"{folder}/{NOTE_FILE}: unknown generation_defaults {sorted(unknown)}; "
+                             f"known: {', '.join(GENERATION_DEFAULT_KEYS)}")
+        self.generation_defaults = dict(defaults)
         self._measured_norm: tuple[float, str] | None = None
 
     def __repr__(self) -> str:
@@ -254,7 +265,8 @@ class UnclipGenerator:
         prompt: text for the pipeline's own text path -- Stable unCLIP's cross-attention prompt,
             Karlo's token hidden states (the pooled slot holds the embedding). Default "" (none).
         num_inference_steps / guidance_scale / noise_level / height / width: the pipeline's own
-            arguments (None = the pipeline default). For Karlo, num_inference_steps sets the prior and
+            arguments (None = the ``generation_defaults`` recorded in the pipeline folder's note, else
+            the pipeline default). For Karlo, num_inference_steps sets the prior and
             decoder steps, guidance_scale the decoder guidance; noise_level/height/width do not apply.
         generator or seed: fix the randomness (seed builds a CPU generator, so results do not depend on
             the device's RNG).
@@ -270,6 +282,10 @@ class UnclipGenerator:
             generator = torch.Generator(device="cpu").manual_seed(int(seed))
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise InputError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
+        defaults = self.generation_defaults
+        num_inference_steps = defaults.get("num_inference_steps") if num_inference_steps is None else num_inference_steps
+        guidance_scale = defaults.get("guidance_scale") if guidance_scale is None else guidance_scale
+        noise_level = defaults.get("noise_level") if noise_level is None else noise_level
         vectors = self.prepare(embeddings, norm=norm, bridge=bridge, space=space)
         n = len(vectors)
         prompts = _per_row(prompt, n, "prompt")
@@ -332,6 +348,8 @@ class UnclipGenerator:
                 "space_description": self.space.description}
         if norm is not None:
             note["image_embed_norm"] = float(norm)
+        if self.generation_defaults:
+            note["generation_defaults"] = dict(self.generation_defaults)
         tmp = folder / (NOTE_FILE + ".tmp")
         tmp.write_text(json.dumps(note, indent=2) + "\n")
         os.replace(tmp, folder / NOTE_FILE)
