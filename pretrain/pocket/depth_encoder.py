@@ -265,6 +265,7 @@ class DepthRun:
     curves: list[dict]
     final: dict
     trainer: Any = None
+    history: list = field(default_factory=list)  # pretrain's metrics.csv rows (loss, lr, ...)
 
 
 def train_depth(data: Path, work: Path, recipe: DepthRecipe, text_emb: torch.Tensor, class_names: list[str],
@@ -300,12 +301,12 @@ def train_depth(data: Path, work: Path, recipe: DepthRecipe, text_emb: torch.Ten
         return False
 
     t0 = time.time()
-    trainer.run(callback)
+    result = trainer.run(callback)
     seconds = time.time() - t0
     final = evaluate_now(trainer.step_num)
     curves.append(final)
     log(f"depth {name}: {seconds / 60:.1f} min; val " + ", ".join(f"{k} {v:.3f}" for k, v in final.items() if k != "step"))
-    return DepthRun(recipe.seed, seconds, curves, final, trainer)
+    return DepthRun(recipe.seed, seconds, curves, final, trainer, result.history)
 
 
 # ---------------------------------------------------------------------------------- the stage

@@ -38,24 +38,102 @@ def register_stage(stage: Stage) -> Stage:
     return stage
 
 
+def _saved_recipe(args: argparse.Namespace, stage: str) -> dict | None:
+    """The ``recipe`` of a saved record (``--recipe``) when it belongs to ``stage``."""
+    if not args.recipe:
+        return None
+    record = json.loads(Path(args.recipe).read_text())
+    return record.get("recipe", {}) if record.get("stage", stage) == stage else None
+
+
+def _common(recipe, args: argparse.Namespace, steps_fields=("steps",)):
+    """--seed / --steps / --threads overrides, the same for every stage."""
+    if args.seed is not None:
+        recipe.seed = args.seed
+        if hasattr(recipe, "seeds"):
+            recipe.seeds = [args.seed]
+    if args.steps is not None:
+        for name in steps_fields:
+            owner, _, attr = name.rpartition(".")
+            target = getattr(recipe, owner) if owner else recipe
+            setattr(target, attr, args.steps)
+            if hasattr(target, "warmup_steps"):
+                target.warmup_steps = min(target.warmup_steps, max(1, args.steps // 10))
+        if hasattr(recipe, "eval_every"):
+            recipe.eval_every = min(recipe.eval_every, args.steps)
+    if args.threads is not None:
+        recipe.threads = args.threads
+    return recipe
+
+
+def _adapter_folder(out: Path, name: str) -> Path:
+    """Detector and unCLIP live under adapters/weights/ for the shipped models; beside a custom --out."""
+    if out.resolve() == DEFAULT_OUT.resolve():
+        return DEFAULT_OUT.parents[2] / "adapters" / "weights" / f"pocket_{name}"
+    return out / name
+
+
 def _run_clip(args: argparse.Namespace, data: Path, out: Path) -> dict:
     from .clip import ClipRecipe, run_clip_stage  # noqa: PLC0415
 
-    recipe = ClipRecipe()
-    if args.recipe:
-        recipe = ClipRecipe.from_dict(json.loads(Path(args.recipe).read_text()).get("recipe", {}))
-    if args.seed is not None:
-        recipe.seed = args.seed
-    if args.steps is not None:
-        recipe.steps = args.steps
-        recipe.warmup_steps = min(recipe.warmup_steps, max(1, args.steps // 10))
-        recipe.eval_every = min(recipe.eval_every, args.steps)
-    if args.threads is not None:
-        recipe.threads = args.threads
+    saved = _saved_recipe(args, "clip")
+    recipe = _common(ClipRecipe.from_dict(saved) if saved is not None else ClipRecipe(), args)
     return run_clip_stage(data, out, recipe, progress=not args.quiet)
 
 
+def _run_audio(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    from .audio_encoder import AudioRecipe, run_audio_stage  # noqa: PLC0415
+
+    saved = _saved_recipe(args, "audio")
+    recipe = _common(AudioRecipe.from_dict(saved) if saved is not None else AudioRecipe(), args)
+    return run_audio_stage(data, out, recipe, work=out.parent / f".{out.name}_work" / "audio",
+                           progress=not args.quiet)
+
+
+def _run_depth(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    from .depth_encoder import DepthRecipe, run_depth_stage  # noqa: PLC0415
+
+    saved = _saved_recipe(args, "depth")
+    recipe = _common(DepthRecipe.from_dict(saved) if saved is not None else DepthRecipe(), args)
+    return run_depth_stage(data, out, recipe, work=out.parent / f".{out.name}_work" / "depth",
+                           progress=not args.quiet)
+
+
+def _run_detector(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    from .detector import FIGURES, DetectorRecipe, run_detector_stage  # noqa: PLC0415
+
+    saved = _saved_recipe(args, "detector")
+    recipe = _common(DetectorRecipe.from_dict(saved) if saved is not None else DetectorRecipe(), args)
+    folder = _adapter_folder(out, "detector")
+    figures = FIGURES if out.resolve() == DEFAULT_OUT.resolve() else folder / "figures"
+    return run_detector_stage(data, folder, recipe, clip=str(out), figures=figures, progress=not args.quiet)
+
+
+def _run_unclip(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    import encoders  # noqa: PLC0415
+
+    from .unclip import UnclipRecipe, run_unclip_stage  # noqa: PLC0415
+
+    saved = _saved_recipe(args, "unclip")
+    recipe = _common(UnclipRecipe.from_dict(saved) if saved is not None else UnclipRecipe(), args,
+                     steps_fields=("vae.steps", "unet.steps"))
+    try:
+        audio = encoders.create(str(out), modalities=("audio",))
+    except (KeyError, ValueError, FileNotFoundError):  # no audio stage yet: image and text only
+        audio = None
+    return run_unclip_stage(data, _adapter_folder(out, "unclip"), recipe, clip=str(out), audio_encoder=audio,
+                            progress=not args.quiet)
+
+
 register_stage(Stage("clip", "the pocket CLIP (image + text towers); every later stage uses it", _run_clip))
+register_stage(Stage("audio", "the audio encoder, trained against the frozen CLIP image tower (never text)",
+                     _run_audio, needs=("clip",)))
+register_stage(Stage("depth", "the depth encoder, trained on RGB-D scene crops against the CLIP image tower",
+                     _run_depth, needs=("clip",)))
+register_stage(Stage("detector", "the Detic-style detector, classifying with CLIP text embeddings",
+                     _run_detector, needs=("clip",)))
+register_stage(Stage("unclip", "the small unCLIP (VAE + UNet) conditioned on CLIP image embeddings",
+                     _run_unclip, needs=("clip",)))
 
 
 def parse_stages(text: str) -> list[str]:
@@ -72,7 +150,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help=f"weights folder (default {DEFAULT_OUT}: also updates encoders/configs/pocket.json)")
     p.add_argument("--seed", type=int, default=None, help="override the recipes' seed")
-    p.add_argument("--steps", type=int, default=None, help="override the steps (short smoke runs)")
+    p.add_argument("--steps", type=int, default=None, help="override every stage's steps (short smoke runs)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (recipe default 2)")
     p.add_argument("--recipe", type=Path, default=None,
                    help="re-run a saved recipe (e.g. encoders/weights/pocket/clip_recipe.json)")
@@ -96,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as err:
         print(f"error: --data: {err}", file=sys.stderr)
         return 2
+    for name in stages:  # a later stage alone reuses what the earlier ones left in --out
+        missing = [n for n in STAGES[name].needs if n not in stages and not (args.out / "vision.safetensors").exists()]
+        if missing:
+            print(f"error: --stages {name} needs the {', '.join(missing)} stage's weights in {args.out}; "
+                  f"run --stages {','.join(missing + [name])}", file=sys.stderr)
+            return 2
     for name in stages:
         STAGES[name].run(args, data, args.out)
     return 0
