@@ -66,6 +66,13 @@ def _common(recipe, args: argparse.Namespace, steps_fields=("steps",)):
     return recipe
 
 
+def _work_folder(out: Path, stage: str) -> Path:
+    """Caches and run folders (not shipped): runs/pocket_<stage> for the shipped models, else beside --out."""
+    if out.resolve() == DEFAULT_OUT.resolve():
+        return DEFAULT_OUT.parents[2] / "runs" / f"pocket_{stage}"
+    return out.parent / f".{out.name}_work" / stage
+
+
 def _adapter_folder(out: Path, name: str) -> Path:
     """Detector and unCLIP live under adapters/weights/ for the shipped models; beside a custom --out."""
     if out.resolve() == DEFAULT_OUT.resolve():
@@ -86,7 +93,7 @@ def _run_audio(args: argparse.Namespace, data: Path, out: Path) -> dict:
 
     saved = _saved_recipe(args, "audio")
     recipe = _common(AudioRecipe.from_dict(saved) if saved is not None else AudioRecipe(), args)
-    return run_audio_stage(data, out, recipe, work=out.parent / f".{out.name}_work" / "audio",
+    return run_audio_stage(data, out, recipe, work=_work_folder(out, "audio"),
                            progress=not args.quiet)
 
 
@@ -95,7 +102,7 @@ def _run_depth(args: argparse.Namespace, data: Path, out: Path) -> dict:
 
     saved = _saved_recipe(args, "depth")
     recipe = _common(DepthRecipe.from_dict(saved) if saved is not None else DepthRecipe(), args)
-    return run_depth_stage(data, out, recipe, work=out.parent / f".{out.name}_work" / "depth",
+    return run_depth_stage(data, out, recipe, work=_work_folder(out, "depth"),
                            progress=not args.quiet)
 
 
