@@ -1,6 +1,6 @@
 """The demos on the embedded default (the pocket models), with no model flags at all.
 
-These skip until the pocket encoders, detector and unCLIP are installed in this checkout
+These skip when the pocket encoders, detector and unCLIP are not installed in this checkout
 (encoders/weights/pocket/, adapters/weights/pocket_detector/, adapters/weights/pocket_unclip/).
 """
 import json
