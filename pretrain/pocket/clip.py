@@ -62,7 +62,7 @@ class PocketDataError(FileNotFoundError):
 @dataclass
 class ClipRecipe:
     seed: int = 0
-    steps: int = 1200
+    steps: int = 1500
     image_size: int = 64  # open_clip's ModifiedResNet needs a multiple of 32
     embed_dim: int = 256  # the ``pocket`` space
     vision: dict = field(default_factory=lambda: {"layers": [1, 1, 1, 1], "width": 24, "head_width": 32})

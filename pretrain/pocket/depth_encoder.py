@@ -60,14 +60,14 @@ class DepthRecipe:
     temperature: float = 0.2
     disparity_scale: list = field(default_factory=lambda: [0.5, 5.0])
     # optimisation
-    steps: int = 1000
+    steps: int = 800
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 60
     min_lr_ratio: float = 0.02
-    threads: int = 2
-    eval_every: int = 250
+    threads: int = 1
+    eval_every: int = 400
     save_dtype: str = "float16"
 
     @classmethod
