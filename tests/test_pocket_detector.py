@@ -196,7 +196,8 @@ def test_a_short_run_of_the_recipe_on_the_shipped_scenes_lowers_the_loss(tmp_pat
     shipped = detic.load_detector()
     text = torch.stack([shipped.get_class_embeddings()[shipped.class_names.index(n)] for n in CLASS_NAMES])
     classes = ClassEmbeddings(CLASS_NAMES, "pocket", text, {})
-    recipe = DetectorRecipe(steps=40, batch_size=2, warmup_steps=5, lr=1e-3, eval_every=0, embedding_mix_prob=0.0)
+    recipe = DetectorRecipe(steps=40, batch_size=2, warmup_steps=5, optimizer="adamw", lr=1e-3, weight_decay=0.05,
+                            eval_every=0, embedding_mix_prob=0.0, synthetic_fraction=0.0)
     result = train_detector(train, classes, recipe, progress=False, metrics_csv=tmp_path / "metrics.csv")
     losses = [m["loss"] for m in result.metrics]
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:5]) / 5, losses

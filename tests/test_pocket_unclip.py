@@ -16,20 +16,17 @@ HERE = Path(__file__).parent
 EXAMPLES = HERE / "data" / "pocket"
 POCKET_DATA = Path("/work/data/pocket")
 
-pytestmark = pytest.mark.skipif(
-    not (unclip.DEFAULT_PIPELINE_DIR / "model_index.json").is_file() or "pocket" not in encoders.list_models(),
-    reason="the pocket unCLIP / pocket CLIP weights are not installed in this checkout")
+pytestmark = [
+    pytest.mark.skipif(
+        not (unclip.DEFAULT_PIPELINE_DIR / "model_index.json").is_file() or "pocket" not in encoders.list_models(),
+        reason="the pocket unCLIP / pocket CLIP weights are not installed in this checkout"),
+    pytest.mark.usefixtures("one_thread"),  # conftest.py
+]
 
 # Chance of one image landing in its class: 1/41 (the pocket CLIP's zero-shot classes). The bars below
 # are counts over the shipped held-out examples, with the counts the shipped pipeline gets beside them.
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

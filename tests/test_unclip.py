@@ -15,7 +15,9 @@ from adapters.unclip.configs import stable_unclip_pipeline
 from audio_files import synth
 from encoders.bridge import Bridge
 from encoders.inputs import InputError
-from unclip_helpers import STEPS, fingerprint, mean_abs_diff, one_thread, pixels  # noqa: F401
+from unclip_helpers import STEPS, fingerprint, mean_abs_diff, pixels
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 GEN = dict(STEPS, guidance_scale=1.0, seed=0)
 

@@ -10,7 +10,9 @@ import encoders
 from adapters.unclip.configs import karlo_pipeline
 from audio_files import synth
 from encoders.inputs import InputError
-from unclip_helpers import fingerprint, mean_abs_diff, one_thread  # noqa: F401
+from unclip_helpers import fingerprint, mean_abs_diff
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 RATE = 16000
 GEN = dict(num_inference_steps=2, super_res_num_inference_steps=2, seed=0)

@@ -12,12 +12,6 @@ import torch
 STEPS = dict(num_inference_steps=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def pixels(images) -> np.ndarray:

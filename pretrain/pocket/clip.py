@@ -45,7 +45,7 @@ from .categories import BY_NAME
 from .manifests import IMAGE_COLUMNS, read_manifest
 from .prompts import CLASS_NAMES, class_prompts, training_captions
 
-from .train import DEFAULT_OUT
+from .train import DEFAULT_OUT, warmup_cosine
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY_CONFIG = REPO / "encoders" / "configs" / "pocket.json"
@@ -324,11 +324,7 @@ def label_aware_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Ten
 # ---------------------------------------------------------------------------------- training
 
 def lr_at(step: int, recipe: ClipRecipe) -> float:
-    if step < recipe.warmup_steps:
-        return recipe.lr * (step + 1) / recipe.warmup_steps
-    t = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-    floor = recipe.lr * recipe.min_lr_ratio
-    return floor + (recipe.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return recipe.lr * warmup_cosine(step, recipe.steps, recipe.warmup_steps, recipe.min_lr_ratio)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

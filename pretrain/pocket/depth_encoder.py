@@ -99,13 +99,10 @@ def depth_modality_config(recipe: DepthRecipe) -> dict:
 # ------------------------------------------------------------------------------------- crops
 
 def crop_box(box, width: int, height: int, margin: float) -> tuple[int, int, int, int]:
-    """A square around a box (side = margin x its longer side), kept inside the image."""
-    x0, y0, x1, y1 = box
-    side = min(max(x1 - x0, y1 - y0) * margin, width, height)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left = min(max(cx - side / 2, 0), width - side)
-    top = min(max(cy - side / 2, 0), height - side)
-    return round(left), round(top), round(left + side), round(top + side)
+    """A square around a box (side = margin x its longer side), kept inside the image: the CLIP's scene crops."""
+    from .clip import scene_crop_box  # noqa: PLC0415
+
+    return scene_crop_box(box, width, height, margin)
 
 
 def resize_map(d: np.ndarray, size: int) -> np.ndarray:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import random
 import time
 from contextlib import contextmanager
@@ -398,11 +397,9 @@ def inference_size(model, size: int):
 
 
 def lr_at(step: int, recipe: DetectorRecipe) -> float:
-    if step < recipe.warmup_steps:
-        return recipe.lr * (step + 1) / recipe.warmup_steps
-    t = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-    floor = recipe.lr * recipe.min_lr_ratio
-    return floor + (recipe.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    from .train import warmup_cosine  # noqa: PLC0415
+
+    return recipe.lr * warmup_cosine(step, recipe.steps, recipe.warmup_steps, recipe.min_lr_ratio)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

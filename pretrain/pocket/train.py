@@ -31,6 +31,16 @@ STAGES: dict[str, Stage] = {}
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "encoders" / "weights" / "pocket"
 
 
+def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Learning-rate multiplier of every pocket recipe: linear warmup, then cosine down to ``min_ratio``."""
+    import math  # noqa: PLC0415
+
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
 def register_stage(stage: Stage) -> Stage:
     if stage.name in STAGES:
         raise ValueError(f"pocket train stage {stage.name!r} is already registered")

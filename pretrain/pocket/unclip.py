@@ -182,11 +182,10 @@ def build_vae(recipe: VaeRecipe, seed: int):
 
 
 def cosine_lr(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    """Multiplier of the base learning rate: linear warmup, then cosine down to ``min_ratio``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    """Multiplier of the base learning rate (the schedule every pocket recipe uses)."""
+    from .train import warmup_cosine  # noqa: PLC0415
+
+    return warmup_cosine(step, total, warmup, min_ratio)
 
 
 def random_crops(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
