@@ -188,6 +188,13 @@ def run_config(recipe: AudioRecipe, data: Path, work: Path, manifests: dict[str,
         "augment": {"freq_mask": recipe.freq_mask, "time_mask": recipe.time_mask, "volume": list(recipe.volume),
                     "temporal_jitter": True, "duration": list(recipe.duration)},
         "loss": {"temperature": recipe.temperature, "positives": "labels"},
+        **optimisation_sections(recipe, progress),
+    }
+
+
+def optimisation_sections(recipe, progress: bool) -> dict:
+    """The ``optim`` and ``train`` sections of a pocket encoder's pretrain run config (audio, depth)."""
+    return {
         "optim": {"lr": recipe.lr, "weight_decay": recipe.weight_decay, "warmup_steps": recipe.warmup_steps,
                   "min_lr_ratio": recipe.min_lr_ratio},
         "train": {"batch_size": recipe.batch_size, "steps": recipe.steps, "threads": recipe.threads,

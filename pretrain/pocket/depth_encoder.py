@@ -167,6 +167,8 @@ def write_crops(data: Path, work: Path, split: str, recipe: DepthRecipe, progres
 
 
 def run_config(recipe: DepthRecipe, pairs: Path, work: Path, name: str, progress: bool = True) -> dict:
+    from .audio_encoder import optimisation_sections
+
     return {
         "out_dir": str(work / name),
         "seed": recipe.seed,
@@ -177,10 +179,7 @@ def run_config(recipe: DepthRecipe, pairs: Path, work: Path, name: str, progress
                     "image_augment": "none"},
         "data": {"train": str(pairs), "pairing": "pairs", "preload": True},
         "loss": {"temperature": recipe.temperature, "positives": "pairs"},
-        "optim": {"lr": recipe.lr, "weight_decay": recipe.weight_decay, "warmup_steps": recipe.warmup_steps,
-                  "min_lr_ratio": recipe.min_lr_ratio},
-        "train": {"batch_size": recipe.batch_size, "steps": recipe.steps, "threads": recipe.threads,
-                  "log_every": 10, "checkpoint_every": recipe.steps, "progress": progress},
+        **optimisation_sections(recipe, progress),
     }
 
 
