@@ -47,7 +47,7 @@ def test_python_m_demos_runs_offline_on_the_default_in_well_under_a_minute(tmp_p
 
 
 # The targets at 0.9 on the bundled scenes. The shipped pocket detector's scores stay far
-# below 0.9 (its best boxes score ~0.1-0.4; see adapters/weights/pocket_detector/ and
+# below 0.9 (its best boxes score ~0.1-0.5; see adapters/weights/pocket_detector/ and
 # tests/test_pocket_detector.py for what it does get right). strict: they turn red once reached.
 AT_0_9 = pytest.mark.xfail(strict=True, reason="pocket detector scores stay below 0.9")
 
