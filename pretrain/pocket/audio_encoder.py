@@ -445,7 +445,6 @@ def train_one(data: Path, work: Path, recipe: AudioRecipe, objective: str, text_
     ensure_teacher_cache(cfg, recipe, progress=progress)
     Trainer = _make_trainer_class()
     trainer = Trainer(cfg, recipe, objective, manifests["images"])
-    curves: list[dict] = []
 
     def evaluate_now(step: int) -> dict:
         row = {"step": step}
@@ -469,8 +468,19 @@ def train_one(data: Path, work: Path, recipe: AudioRecipe, objective: str, text_
             row["val_head_top5"] = topk(logits, truth, 5)
         return row
 
+    result, seconds, curves, final = run_with_curves(trainer, recipe.eval_every, evaluate_now, f"audio {name}", log)
+    return AudioRun(objective, recipe.seed, seconds, curves, final, trainer, result.history)
+
+
+def run_with_curves(trainer, eval_every: int, evaluate_now: Callable[[int], dict], label: str,
+                    log: Callable[[str], None]):
+    """Run a pretrain Trainer, evaluating every ``eval_every`` steps and once at the end (audio, depth).
+
+    Returns (the run's result, training seconds, every evaluation row, the final row)."""
+    curves: list[dict] = []
+
     def callback(tr, stats):
-        if recipe.eval_every and stats["step"] % recipe.eval_every == 0 and stats["step"] < tr.total_steps:
+        if eval_every and stats["step"] % eval_every == 0 and stats["step"] < tr.total_steps:
             curves.append(evaluate_now(stats["step"]))
         return False
 
@@ -479,9 +489,8 @@ def train_one(data: Path, work: Path, recipe: AudioRecipe, objective: str, text_
     seconds = time.time() - t0
     final = evaluate_now(trainer.step_num)
     curves.append(final)
-    log(f"audio {name}: {seconds / 60:.1f} min; val " + ", ".join(
-        f"{k} {v:.3f}" for k, v in final.items() if k != "step"))
-    return AudioRun(objective, recipe.seed, seconds, curves, final, trainer, result.history)
+    log(f"{label}: {seconds / 60:.1f} min; val " + ", ".join(f"{k} {v:.3f}" for k, v in final.items() if k != "step"))
+    return result, seconds, curves, final
 
 
 @torch.no_grad()

@@ -269,6 +269,7 @@ def train_depth(data: Path, work: Path, recipe: DepthRecipe, text_emb: torch.Ten
                 log: Callable[[str], None] = print) -> DepthRun:
     import pretrain
 
+    from .audio_encoder import run_with_curves
     from .evaluate import zero_shot
 
     recipe.validate()
@@ -282,7 +283,6 @@ def train_depth(data: Path, work: Path, recipe: DepthRecipe, text_emb: torch.Ten
     pretrain.cache_teacher(pretrain.load_config(cfg, check_files=False), views=1, progress=progress)
     trainer = _make_trainer_class()(cfg, recipe)
     val = load_heldout(val_pairs, recipe) if val_pairs is not None else None
-    curves: list[dict] = []
 
     def evaluate_now(step: int) -> dict:
         row = {"step": step}
@@ -291,17 +291,7 @@ def train_depth(data: Path, work: Path, recipe: DepthRecipe, text_emb: torch.Ten
             row.update(val_text_top1=zs["top1"], val_text_top5=zs["top5"])
         return row
 
-    def callback(tr, stats):
-        if recipe.eval_every and stats["step"] % recipe.eval_every == 0 and stats["step"] < tr.total_steps:
-            curves.append(evaluate_now(stats["step"]))
-        return False
-
-    t0 = time.time()
-    result = trainer.run(callback)
-    seconds = time.time() - t0
-    final = evaluate_now(trainer.step_num)
-    curves.append(final)
-    log(f"depth {name}: {seconds / 60:.1f} min; val " + ", ".join(f"{k} {v:.3f}" for k, v in final.items() if k != "step"))
+    result, seconds, curves, final = run_with_curves(trainer, recipe.eval_every, evaluate_now, f"depth {name}", log)
     return DepthRun(recipe.seed, seconds, curves, final, trainer, result.history)
 
 
