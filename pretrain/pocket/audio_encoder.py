@@ -675,7 +675,7 @@ def run_audio_stage(data: Path, out: Path, recipe: AudioRecipe, seeds: list[int]
     figures = FIGURES if register else out / "figures"
     work = Path(work) if work else REPO / "runs" / "pocket_audio"
     recipe = copy.deepcopy(recipe)
-    recipe.teacher = f"rebind:{out}"  # the CLIP the clip stage wrote into this folder
+    recipe.teacher = "rebind:pocket" if register else f"rebind:{out}"  # the CLIP the clip stage wrote into this folder
     names = list(CLASS_NAMES)
     clip_text = encoders.create(str(out), modalities=("text",))
     text = class_text_embeddings(names, model=clip_text)

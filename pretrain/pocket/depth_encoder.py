@@ -385,7 +385,7 @@ def run_depth_stage(data: Path, out: Path, recipe: DepthRecipe, work: Path | Non
     figures = FIGURES if register else out / "figures"
     work = Path(work) if work else REPO / "runs" / "pocket_depth"
     recipe = copy.deepcopy(recipe)
-    recipe.teacher = f"rebind:{out}"
+    recipe.teacher = "rebind:pocket" if register else f"rebind:{out}"
     names = list(CLASS_NAMES)
     t0 = time.time()
     text = class_text_embeddings(names, model=encoders.create(str(out), modalities=("text",)))

@@ -35,6 +35,14 @@ from .manifests import IMAGE_COLUMNS, read_manifest
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "adapters" / "weights" / "pocket_unclip"
 FIGURES = REPO / "docs" / "figures" / "pocket"
+
+
+def _shown_path(path) -> str:
+    """A path for a record: repo-relative inside the checkout (records ship), else absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 IMAGE_SIZE = 64
 
 
@@ -970,7 +978,7 @@ def run_unclip_stage(data: Path, out: Path | None = None, recipe: UnclipRecipe |
         "val_sweep": sweep, "chosen_settings": best.as_kwargs(),
         "test": summary, "clip_on_real_test_renders": reference,
         "audio_encoder": None if audio_encoder is None else getattr(audio_encoder, "name", str(audio_encoder)),
-        "figures": {k: str(v) for k, v in grids.items()},
+        "figures": {k: _shown_path(v) for k, v in grids.items()},
     }
     (out / "unclip_recipe.json").write_text(json.dumps(record, indent=2) + "\n")
     write_model_card(out / "MODEL_CARD.md", record, figures, out)
