@@ -62,7 +62,7 @@ def test_shipped_detector_loads_by_default_in_the_pocket_space_with_the_category
     assert not detector.training
 
 
-# The targets at the paper's threshold 0.9. The shipped pocket detector (text AP50 0.24 on the
+# The targets at the paper's threshold 0.9. The shipped pocket detector (text AP50 0.30 on the
 # held-out scenes, MODEL_CARD.md) ranks the dog first in both held-out dog scenes but its scores top out
 # near 0.5, so nothing reaches 0.9 yet. strict: a better detector that reaches them turns these red
 # until the marks go.
