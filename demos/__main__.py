@@ -47,7 +47,7 @@ def run(models: DemoModels, out: Path, sound: str = "dog", scene: str = "scene_d
     """The three steps; returns the summary (also written to ``out/summary.json``)."""
     import adapters
 
-    from .detect import detect_sounds, overlay_record, summary_line, write_overlay
+    from .detect import best_box, detect_sounds, overlay_record, summary_line, write_overlay
     from .generate import images_from_sound
     from .inputs import check_image, check_sound
 
@@ -68,8 +68,9 @@ def run(models: DemoModels, out: Path, sound: str = "dog", scene: str = "scene_d
     overlay_path = out / f"overlay_{scene_path.stem}.png"
     overlay_png, overlay_json = write_overlay(found, check_image(scene_path), overlay_path,
                                               overlay_record(found, scene_path, threshold, [checked], overlay_path))
+    best = best_box(models, [checked], scene_path) if len(found) == 0 else None
     timings["detect"] = time.perf_counter() - started
-    say(f"2/3 {summary_line(scene_path, found, threshold, overlay_png)} in {timings['detect']:.1f} s")
+    say(f"2/3 {summary_line(scene_path, found, threshold, overlay_png, best)} in {timings['detect']:.1f} s")
 
     started = time.perf_counter()
     pictures = images_from_sound(models, checked, seed=seed, steps=steps, num_images=images)

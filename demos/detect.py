@@ -50,6 +50,16 @@ def detect_sounds(models: DemoModels, sounds: Sequence[Any], images: Sequence[An
             return [prompted.detect(picture) for picture in pictures]
 
 
+def best_box(models: DemoModels, sounds: Sequence[Any], image: Any,
+             names: Sequence[str] | None = None) -> tuple[str, float] | None:
+    """(class name, score) of the highest-scoring box at any score: what "nothing above" missed."""
+    found = detect_sounds(models, sounds, [image], 0.0, names)[0]
+    if len(found) == 0:
+        return None
+    i = int(found.scores.argmax())
+    return found.names[i], float(found.scores[i])
+
+
 def _labels(sounds: Sequence[Sound], names: Sequence[str] | None) -> list[str]:
     if names is None or not [n for n in names if str(n).strip()]:
         return [s.name for s in sounds]
@@ -112,9 +122,13 @@ def overlay_paths(images: Sequence[Path], out: Path) -> list[Path]:
     return paths
 
 
-def summary_line(image: Path, found, threshold: float, overlay: Path) -> str:
+def summary_line(image: Path, found, threshold: float, overlay: Path,
+                 best: tuple[str, float] | None = None) -> str:
+    """One line per image; ``best`` (from ``best_box``) says what the best box scored when none passed."""
     if len(found) == 0:
         what = f"nothing above {threshold:g}"
+        if best is not None:
+            what += f" (best box: {best[0]} {best[1]:.2f}; lower --threshold to draw it)"
     else:
         shown = [f"{n} {s:.2f}" for n, s in zip(found.names[:5], found.scores.tolist()[:5])]
         what = f"{len(found)} box{'es' if len(found) != 1 else ''} above {threshold:g}: " + ", ".join(shown)
@@ -158,10 +172,12 @@ def main(argv: Sequence[str] | None = None, models: DemoModels | None = None) ->
     for image, found, target in zip(images, results, targets):
         picture = check_image(image)
         write_overlay(found, picture, target, overlay_record(found, image, args.threshold, sounds, target))
-        print(summary_line(image, found, args.threshold, target))
+        best = best_box(models, sounds, picture, args.name) if len(found) == 0 else None
+        print(summary_line(image, found, args.threshold, target, best))
     labels = ", ".join(results[0].class_names) if results else ""
+    boxes = sum(len(r) for r in results)
     print(f"{len(images)} image{'s' if len(images) != 1 else ''}, sounds: {labels}; "
-          f"{sum(len(r) for r in results)} boxes above {args.threshold:g} in {time.perf_counter() - started:.1f} s")
+          f"{boxes} box{'es' if boxes != 1 else ''} above {args.threshold:g} in {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -81,3 +81,18 @@ def test_the_default_models_share_one_space_and_the_app_paints_with_them():
     assert len(images) == 1
     with Image.open(images[0][0]) as im:
         assert min(im.size) >= 32
+
+
+def test_the_overlay_script_says_what_the_best_box_scored_when_none_passes(tmp_path, capsys):
+    """At 0.9 the pocket detector keeps nothing here; the line says what it would draw lower down."""
+    from demos import detect
+
+    out = tmp_path / "car.png"
+    args = ["--audio", example_sound("car"), "--image", example_scene("scene_car_drums"), "--out", str(out)]
+    assert detect.main(args) == 0
+    line = capsys.readouterr().out
+    assert "nothing above 0.9 (best box: car 0." in line, line
+    best = float(line.split("best box: car ")[1].split(";")[0])
+    assert detect.main([*args, "--threshold", str(best - 0.01)]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert any(iou(d["box"], CAR_IN_CAR_SCENE) >= 0.5 for d in record["detections"]), record["detections"]
