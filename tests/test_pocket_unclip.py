@@ -10,7 +10,6 @@ import torch
 
 import adapters.unclip as unclip
 import encoders
-from encoders.inputs import InputError
 
 HERE = Path(__file__).parent
 EXAMPLES = HERE / "data" / "pocket"
@@ -25,8 +24,6 @@ pytestmark = [
 
 # Chance of one image landing in its class: 1/41 (the pocket CLIP's zero-shot classes). The bars below
 # are counts over the shipped held-out examples, with the counts the shipped pipeline gets beside them.
-
-
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +62,12 @@ def test_held_out_sounds_are_painted_as_their_class_well_above_chance(gen, judge
     """The mission end to end: a held-out sound -> pocket audio encoder -> unCLIP -> an image of its class."""
     clips = sorted((EXAMPLES / "audio").glob("*.wav"))
     labels = [c.name.split("__")[0] for c in clips]
-    painted, correct = [], 0
+    painted = []
     for seed in range(4):  # 4 samples per clip: one 12-image draw is too noisy to judge
         images = unclip.from_audio([str(c) for c in clips], seed=seed)  # default pipeline, default encoder
         assert len(images) == len(clips) == 12 and images[0].size == (64, 64) and images[0].mode == "RGB"
         painted += judge(images)
-        correct += sum(p == t for p, t in zip(painted[-len(clips):], labels))
+    correct = sum(p == t for p, t in zip(painted, labels * 4))
     # 5 of 48 when shipped (the dog twice); by chance 1.2 expected, P(>= 4) < 0.035
     assert correct >= 4, list(zip(labels * 4, painted))
 

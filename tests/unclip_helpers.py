@@ -4,14 +4,9 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import pytest
 import torch
 
-# Tiny pipelines run ~30x faster on one thread than on two oversubscribed ones (measured on the shared
-# 2-core test machine: 0.3 s vs 9-12 s for a tiny Karlo call).
 STEPS = dict(num_inference_steps=2)
-
-
 
 
 def pixels(images) -> np.ndarray:

@@ -98,13 +98,6 @@ def depth_modality_config(recipe: DepthRecipe) -> dict:
 
 # ------------------------------------------------------------------------------------- crops
 
-def crop_box(box, width: int, height: int, margin: float) -> tuple[int, int, int, int]:
-    """A square around a box (side = margin x its longer side), kept inside the image: the CLIP's scene crops."""
-    from .clip import scene_crop_box  # noqa: PLC0415
-
-    return scene_crop_box(box, width, height, margin)
-
-
 def resize_map(d: np.ndarray, size: int) -> np.ndarray:
     """A disparity crop -> [size, size] (area-weighted, as the public preprocessing's antialias)."""
     t = torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32))[None, None]
@@ -129,6 +122,8 @@ def write_crops(data: Path, work: Path, split: str, recipe: DepthRecipe, progres
     manifest ``pairs.csv`` (depth,image,label,scene,instance). Rebuilt only when missing."""
     from PIL import Image
 
+    from .clip import scene_crop_box  # the CLIP stage's scene crops: the same square around a box
+
     folder = work / f"crops_{split}_{recipe.size}_{recipe.crop_margin}_{recipe.min_visible}_{recipe.min_box}"
     manifest = folder / "pairs.csv"
     if manifest.exists():
@@ -151,7 +146,7 @@ def write_crops(data: Path, work: Path, split: str, recipe: DepthRecipe, progres
                 rgb = im.convert("RGB")
             current = (rec["image"], rgb, np.load(data / rec["disparity"]))
         _, rgb, disp = current
-        box = crop_box(o["box"], rgb.width, rgb.height, recipe.crop_margin)
+        box = scene_crop_box(o["box"], rgb.width, rgb.height, recipe.crop_margin)
         key = f"{Path(rec['image']).stem}_{o['instance']}"
         rgb.crop(box).resize((recipe.size, recipe.size), Image.BICUBIC).save(tmp / f"{key}.png")
         np.save(tmp / f"{key}.npy", resize_map(disp[box[1]:box[3], box[0]:box[2]], recipe.size))

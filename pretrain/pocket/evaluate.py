@@ -198,7 +198,8 @@ def write_examples(data: "str | Path", dest: "str | Path", audio: Sequence[str] 
     """
     import shutil
 
-    from .depth_encoder import crop_box, resize_map
+    from .clip import scene_crop_box
+    from .depth_encoder import resize_map
     from .manifests import read_manifest
 
     data, dest = Path(data), Path(dest)
@@ -231,7 +232,7 @@ def write_examples(data: "str | Path", dest: "str | Path", audio: Sequence[str] 
             raise ValueError(f"no fully visible test-scene object of {cat!r}")
         rec, o = found
         disparity = np.load(data / rec["disparity"])
-        box = crop_box(o["box"], disparity.shape[1], disparity.shape[0], margin)
+        box = scene_crop_box(o["box"], disparity.shape[1], disparity.shape[0], margin)
         crop = resize_map(disparity[box[1]:box[3], box[0]:box[2]], size).astype(np.float32)
         target = dest / "depth" / f"{cat.replace(' ', '_')}__{Path(rec['image']).stem}_{o['instance']}.npy"
         np.save(target, crop)

@@ -31,19 +31,18 @@ import torch
 import torch.nn.functional as F
 
 from .manifests import IMAGE_COLUMNS, read_manifest
+from .train import warmup_cosine
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "adapters" / "weights" / "pocket_unclip"
 FIGURES = REPO / "docs" / "figures" / "pocket"
+IMAGE_SIZE = 64
 
 
 def _shown_path(path) -> str:
     """A path for a record: repo-relative inside the checkout (records ship), else absolute."""
     path = Path(path).resolve()
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
-
-IMAGE_SIZE = 64
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -189,13 +188,6 @@ def build_vae(recipe: VaeRecipe, seed: int):
         return AutoencoderKL(**recipe.model_config())
 
 
-def cosine_lr(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    """Multiplier of the base learning rate (the schedule every pocket recipe uses)."""
-    from .train import warmup_cosine  # noqa: PLC0415
-
-    return warmup_cosine(step, total, warmup, min_ratio)
-
-
 def random_crops(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     if size >= x.shape[-1]:
         return x
@@ -237,7 +229,7 @@ def train_vae(renders: Renders, recipe: VaeRecipe, views: ViewConfig, seed: int,
     bar = tqdm(range(recipe.steps), desc="unclip vae", disable=not progress, dynamic_ncols=True)
     for step in bar:
         for group in opt.param_groups:
-            group["lr"] = recipe.lr * cosine_lr(step, recipe.steps, recipe.warmup_steps, recipe.min_lr_ratio)
+            group["lr"] = recipe.lr * warmup_cosine(step, recipe.steps, recipe.warmup_steps, recipe.min_lr_ratio)
         index = torch.randint(len(renders), (recipe.batch_size,), generator=gen)
         identity = torch.rand(recipe.batch_size, generator=gen) < recipe.identity_fraction
         images = composite(*random_views(renders, index, views, gen, identity))
@@ -464,7 +456,7 @@ def train_unet(cache: TrainingCache, pipe, recipe: UnetRecipe, embed_norm: float
     bar = tqdm(range(recipe.steps), desc="unclip unet", disable=not progress, dynamic_ncols=True)
     for step in bar:
         for group in opt.param_groups:
-            group["lr"] = recipe.lr * cosine_lr(step, recipe.steps, recipe.warmup_steps, recipe.min_lr_ratio)
+            group["lr"] = recipe.lr * warmup_cosine(step, recipe.steps, recipe.warmup_steps, recipe.min_lr_ratio)
         rows = torch.randint(len(cache), (b,), generator=gen)
         z0 = (cache.latent_mean[rows] + cache.latent_std[rows] *
               torch.randn(cache.latent_mean[rows].shape, generator=gen)) * scaling
