@@ -294,6 +294,64 @@ def test_scene_boxes_match_masks_and_disparity_matches_distances():
     assert seen >= 25
 
 
+# --- a later source never moves an earlier recording ----------------------------------------
+
+def _fake_source(root: Path, key: str, files: dict[str, bytes]):
+    from pretrain.pocket.sources import SOURCE_BY_KEY, FetchedSource
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return FetchedSource(SOURCE_BY_KEY[key], "", "", root)
+
+
+def _wav(wave: np.ndarray, rate: int = 22050) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_adding_a_later_cohort_source_keeps_every_earlier_clip_in_its_split(tmp_path):
+    import zipfile
+
+    from pretrain.pocket.categories import select
+    from pretrain.pocket.data import build_audio
+    from pretrain.pocket.sources import SOURCE_BY_KEY
+
+    assert SOURCE_BY_KEY["0ad"].cohort > SOURCE_BY_KEY["minetest"].cohort == 0
+    sounds = "usr/share/games/minetest/games/minetest_game/mods/default/sounds/"
+    grounds = ("dirt", "grass", "gravel", "hard", "ice", "metal", "sand", "snow", "wood", "glass")
+    minetest = {f"{sounds}default_{g}_footstep.1.wav": _wav(synthetic_take(100 + k))
+                for k, g in enumerate(grounds)}
+    first = _fake_source(tmp_path / "minetest", "minetest", minetest)
+    # 0 A.D. keeps its clips in one zip: five new takes, and one exact copy of a minetest clip
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        for k in range(5):
+            z.writestr(f"audio/actor/singlesteps/fs_ground{k}_1.wav", _wav(synthetic_take(200 + k)))
+        z.writestr("audio/actor/singlesteps/fs_copy_1.wav", minetest[f"{sounds}default_sand_footstep.1.wav"])
+        z.writestr("audio/actor/fauna/animal/lion_1.wav", _wav(synthetic_take(300)))  # no category
+    later = _fake_source(tmp_path / "0ad", "0ad",
+                         {"usr/share/games/0ad/mods/public/public.zip": archive.getvalue()})
+
+    cats = select(["footsteps"])
+    before = build_audio({"minetest": first}, cats, tmp_path / "before", seed=0, log=[])
+    after = build_audio({"minetest": first, "0ad": later}, cats, tmp_path / "after", seed=0, log=[])
+
+    keep = ("path", "recording", "split")
+    assert {r["split"] for r in before} == {"train", "val", "test"}
+    old = {r["path"]: tuple(r[k] for k in keep) for r in before}
+    new = {r["path"]: tuple(r[k] for k in keep) for r in after}
+    assert {p: new[p] for p in old} == old  # same recordings, same splits
+    added = [r for r in after if r["path"] not in old]
+    assert len(added) == 5 and all(r["source"].startswith("0ad:") and "public.zip!audio/" in r["source"]
+                                   for r in added)
+    assert {r["license"] for r in added} == {"CC-BY-SA-3.0"}
+    assert all(abs(float(r["duration"]) - 1.6) < 0.2 for r in added)  # decoded from inside the zip
+    audit = read_manifest(tmp_path / "after" / "manifests" / "recordings.csv")
+    copy = [a for a in audit if a["path"].endswith("fs_copy_1.wav")]
+    assert len(copy) == 1 and copy[0]["status"].startswith("dropped: exact copy of minetest:")
+
+
 # --- the real thing, one small package -----------------------------------------------------
 
 @pytest.mark.slow

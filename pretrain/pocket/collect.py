@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -51,6 +52,12 @@ def _candidates(fetched: FetchedSource) -> list[tuple[str, str, str, Callable[[]
                 if inner.endswith(AUDIO_EXT):
                     lic = license_for(stanzas, inner, src.license)
                     out.append((f"{rel}!{inner}", lic, "", (lambda d=data: d)))
+        elif file.suffix == ".zip":  # 0 A.D.'s game data: one big archive, read lazily
+            with zipfile.ZipFile(file) as archive:
+                inner_names = sorted(n for n in archive.namelist() if n.endswith(AUDIO_EXT))
+            for inner in inner_names:
+                lic = license_for(stanzas, inner, src.license)
+                out.append((f"{rel}!{inner}", lic, "", (lambda f=file, n=inner: _zip_member(f, n))))
         elif file.suffix == ".cat":
             for entry in read_sound_bank(file):
                 if not entry.data:
@@ -67,6 +74,11 @@ def _candidates(fetched: FetchedSource) -> list[tuple[str, str, str, Callable[[]
             out.append((rel, license_for(stanzas, rel, src.license), "",
                         (lambda f=file: f.read_bytes())))
     return out
+
+
+def _zip_member(archive: Path, name: str) -> bytes:
+    with zipfile.ZipFile(archive) as z:
+        return z.read(name)
 
 
 def excluded(path: str) -> str | None:

@@ -55,7 +55,9 @@ def build_audio(fetched: dict[str, FetchedSource], categories: tuple[Category, .
         by_cat[clip.category].append(clip)
     rows, audit = [], []
     for cat in _tqdm(categories, desc="audio: decode, dedupe, group", unit="category"):
-        items = sorted(by_cat.get(cat.name, []), key=lambda c: (c.source, c.path))
+        # earlier cohorts first: their clips keep naming their recordings and win dedupe ties
+        items = sorted(by_cat.get(cat.name, []),
+                       key=lambda c: (SOURCE_BY_KEY[c.source].cohort, c.source, c.path))
         waves, kept_clips = [], []
         for clip in items:
             wave = A.decode(clip.load(), f"{clip.source}:{clip.path}")
@@ -67,11 +69,15 @@ def build_audio(fetched: dict[str, FetchedSource], categories: tuple[Category, .
             waves.append(wave)
             kept_clips.append(clip)
         grouping = A.group_recordings(waves, [c.stem_hint for c in kept_clips])
-        rec_names = {}
+        rec_names, rec_cohort = {}, {}
         for i in grouping.keep:
             r = grouping.recording[i]
             rec_names.setdefault(r, f"{slug(cat.name)}/{_clip_id(kept_clips[i].source, kept_clips[i].path, A.pcm_hash(waves[i]))}")
-        split_of = assign_splits(list(rec_names.values()), cat.name, seed)
+            rec_cohort.setdefault(r, SOURCE_BY_KEY[kept_clips[i].source].cohort)
+        split_of = {}
+        for cohort in sorted(set(rec_cohort.values())):
+            names = [rec_names[r] for r, c in rec_cohort.items() if c == cohort]
+            split_of.update(assign_splits(names, cat.name if cohort == 0 else f"{cat.name}/cohort{cohort}", seed))
         folder = out / "audio" / slug(cat.name)
         folder.mkdir(parents=True, exist_ok=True)
         for i, clip in enumerate(kept_clips):

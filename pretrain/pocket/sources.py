@@ -21,7 +21,7 @@ DEFAULT_CACHE = Path("~/.cache/rebind/pocket").expanduser()
 
 # What to unpack from every .deb: media, containers, and the licence files.
 DEB_MEMBERS = ("*.ogg", "*.wav", "*.flac", "*.rcc", "*.cat", "*.png", "*.svg", "*.ttf",
-               "*/copyright")
+               "*/0ad/mods/public/public.zip", "*/copyright")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class Source:
     sha256: str  # of the downloaded artifact; empty for "wheel" (nothing is downloaded)
     license: str  # licence of the media we take when the package's copyright file says nothing
     what: str  # what we use from it
+    # Recordings are split train/val/test within their cohort: a source added later gets a
+    # higher cohort, so adding it never moves an existing recording to another split.
+    cohort: int = 0
 
 
 SOURCES: tuple[Source, ...] = (
@@ -82,6 +85,10 @@ SOURCES: tuple[Source, ...] = (
     Source("pingus", "debian", "pingus-data", "0.7.6-5.1",
            "db503fdc34a7f86a02f2f1a77219b5cf4d813224cd4b13b5f0aad3af3d213805", "GPL-2+",
            "splash"),
+    Source("0ad", "debian", "0ad-data", "0.0.26-1",
+           "53745ae74d05bccf6783400fa98f3932b21729ab9d2e86151aa2c331c3455178", "CC-BY-SA-3.0",
+           "dog bark, cattle, pig, sheep, horse, chicken, elephant, birds, footsteps, fire, rain, "
+           "thunder, wind, rivers, saws (inside mods/public/public.zip)", cohort=1),
     Source("noto-emoji", "debian", "fonts-noto-color-emoji", "2.042-0+deb12u1",
            "a5ab0f69c7938423862320d9aca5dd187b3fd879d6a9a57dd52e17c3fa8d2751", "OFL-1.1",
            "Noto Color Emoji font (emoji renders)"),
