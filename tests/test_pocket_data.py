@@ -77,11 +77,15 @@ def test_rcc_reader_rejects_bad_magic_and_bad_sizes():
 
 # --- OpenTTD sound bank ----------------------------------------------------------------------
 
-def _wav_bytes(seconds=0.1, rate=11025) -> bytes:
+def _wav(wave: np.ndarray, rate: int = 22050) -> bytes:
     buf = io.BytesIO()
-    t = np.arange(int(seconds * rate)) / rate
-    sf.write(buf, 0.5 * np.sin(2 * np.pi * 440 * t), rate, format="WAV", subtype="PCM_16")
+    sf.write(buf, wave, rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
+
+
+def _wav_bytes(seconds=0.1, rate=11025) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return _wav(0.5 * np.sin(2 * np.pi * 440 * t), rate)
 
 
 def make_cat(entries: list[tuple[str, bytes]]) -> bytes:
@@ -302,12 +306,6 @@ def _fake_source(root: Path, key: str, files: dict[str, bytes]):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     return FetchedSource(SOURCE_BY_KEY[key], "", "", root)
-
-
-def _wav(wave: np.ndarray, rate: int = 22050) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, wave, rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def test_adding_a_later_cohort_source_keeps_every_earlier_clip_in_its_split(tmp_path):

@@ -53,11 +53,12 @@ def _candidates(fetched: FetchedSource) -> list[tuple[str, str, str, Callable[[]
                     lic = license_for(stanzas, inner, src.license)
                     out.append((f"{rel}!{inner}", lic, "", (lambda d=data: d)))
         elif file.suffix == ".zip":  # 0 A.D.'s game data: one big archive, read lazily
-            with zipfile.ZipFile(file) as archive:
-                inner_names = sorted(n for n in archive.namelist() if n.endswith(AUDIO_EXT))
-            for inner in inner_names:
+            # one open archive serves every loader (its 36k-entry directory is parsed once);
+            # ZipFile closes its file when the last loader is gone
+            archive = zipfile.ZipFile(file)
+            for inner in sorted(n for n in archive.namelist() if n.endswith(AUDIO_EXT)):
                 lic = license_for(stanzas, inner, src.license)
-                out.append((f"{rel}!{inner}", lic, "", (lambda f=file, n=inner: _zip_member(f, n))))
+                out.append((f"{rel}!{inner}", lic, "", (lambda a=archive, n=inner: a.read(n))))
         elif file.suffix == ".cat":
             for entry in read_sound_bank(file):
                 if not entry.data:
@@ -74,11 +75,6 @@ def _candidates(fetched: FetchedSource) -> list[tuple[str, str, str, Callable[[]
             out.append((rel, license_for(stanzas, rel, src.license), "",
                         (lambda f=file: f.read_bytes())))
     return out
-
-
-def _zip_member(archive: Path, name: str) -> bytes:
-    with zipfile.ZipFile(archive) as z:
-        return z.read(name)
 
 
 def excluded(path: str) -> str | None:
