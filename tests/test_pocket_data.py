@@ -368,3 +368,14 @@ def test_real_download_of_sound_icons_is_pinned_and_collectable(tmp_path):
     assert wave.ndim == 1 and len(wave) > 1000
     again = fetch_sources(["sound-icons"], tmp_path)  # cached: verified, not re-downloaded
     assert again["sound-icons"].artifact == f.artifact
+
+
+def test_data_build_without_cairosvg_stops_before_downloading_and_names_the_fix(tmp_path, monkeypatch, capsys):
+    from pretrain.pocket.__main__ import main
+
+    monkeypatch.setitem(__import__("sys").modules, "cairosvg", None)  # what `import cairosvg` sees when absent
+    cache = tmp_path / "cache"
+    assert main(["data", "--out", str(tmp_path / "data"), "--cache", str(cache), "--scenes", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "cairosvg" in err and "pip install -e" in err and "[train]" in err
+    assert not cache.exists()  # nothing was downloaded

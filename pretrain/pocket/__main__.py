@@ -26,6 +26,7 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
 def _run_data(args: argparse.Namespace) -> int:
     from .categories import select
     from .data import build
+    from .sources import SourceError
     try:
         categories = select([c.strip() for c in args.categories.split(",") if c.strip()])
     except ValueError as err:
@@ -34,7 +35,11 @@ def _run_data(args: argparse.Namespace) -> int:
     if args.scenes < 0:
         print("error: --scenes must be >= 0", file=sys.stderr)
         return 2
-    table = build(args.out, args.cache, categories, args.scenes, args.seed)
+    try:
+        table = build(args.out, args.cache, categories, args.scenes, args.seed)
+    except SourceError as err:  # a download, pin or missing library: the message says the fix
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(table)
     print(f"\nwrote {args.out} (README.md, ATTRIBUTION.md, manifests/)")
     return 0

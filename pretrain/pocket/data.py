@@ -31,7 +31,8 @@ from .collect import collect_clips, collect_stamps
 from .images import (BACKGROUNDS, ImageRenderError, RenderedImage, contact_sheet, load_background,
                      render_noto, render_raster, render_svg, stamp_group)
 from .manifests import AUDIO_COLUMNS, IMAGE_COLUMNS, SPLITS, assign_splits, write_manifest
-from .sources import SOURCE_BY_KEY, FetchedSource, fetch_sources, write_sources_json, write_text_atomic
+from .sources import (SOURCE_BY_KEY, FetchedSource, SourceError, fetch_sources, write_sources_json,
+                      write_text_atomic)
 
 
 def _tqdm(iterable=None, **kw):
@@ -300,7 +301,22 @@ manifests/scenes_<split>.jsonl; held-out scenes use only held-out images).
     write_text_atomic(out / "README.md", text)
 
 
+def check_build_dependencies() -> None:
+    """Fail before any download when a library the build needs at its end is missing."""
+    missing = []
+    for module, why in (("cairosvg", "renders OpenMoji's SVGs; needs the cairo library (Debian: libcairo2)"),
+                        ("skimage", "bundles the background photos (PyPI scikit-image)")):
+        try:
+            __import__(module)
+        except (ImportError, OSError) as err:  # cairosvg raises OSError when libcairo is absent
+            missing.append(f"{module}: {why} ({err})")
+    if missing:
+        raise SourceError("the pocket data build needs: " + "; ".join(missing) +
+                          ". Install them with `pip install -e \".[train]\"`.")
+
+
 def build(out: Path, cache: Path, categories: tuple[Category, ...], n_scenes: int, seed: int) -> str:
+    check_build_dependencies()
     start = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
