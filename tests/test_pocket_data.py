@@ -182,6 +182,20 @@ def test_grouping_joins_numbered_variants_by_name_stem():
     assert g.recording[0] != g.recording[1]
 
 
+def test_a_later_clip_joins_one_earlier_recording_but_never_merges_two():
+    a, b = synthetic_take(5), synthetic_take(6)
+    both = np.concatenate([a, b])  # sounds like each of the two takes, which differ from each other
+    stems = ["old/a", "old/b", "new/both"]
+    g = A.group_recordings([a, b, both], stems)
+    assert g.recording[0] == g.recording[1] == g.recording[2]  # one source set: the chain joins all
+    g = A.group_recordings([a, b, both], stems, cohorts=[0, 0, 1])
+    assert g.recording[2] == g.recording[0] != g.recording[1]  # added later: joins one, merges none
+    g = A.group_recordings([a, b, both], stems, cohorts=[0, 1, 1])
+    assert g.recording[0] == g.recording[1] == g.recording[2]  # b is of the later cohort too
+    with pytest.raises(ValueError, match="non-decreasing"):
+        A.group_recordings([a, b, both], stems, cohorts=[1, 0, 0])
+
+
 def test_silence_is_trimmed_and_detected():
     tone = np.sin(np.linspace(0, 200 * np.pi, 8000)).astype(np.float32) * 0.5
     padded = np.concatenate([np.zeros(16000, np.float32), tone, np.zeros(8000, np.float32)])

@@ -8,7 +8,8 @@ Recording rule (what makes two files "one recording"), applied within a category
   2. same sound: the fingerprint similarity (below) is >= SAME_RECORDING. It catches copies across
      packages, renamed copies, trimmed copies, time-stretched and pitch-shifted edits.
 Groups are the connected components of both relations (union-find), so a chain of edits lands
-in one recording. Exact copies (identical 16 kHz PCM) and near-copies (similarity
+in one recording -- except that a clip of a source added later (a higher cohort) never merges two
+earlier recordings: it joins the first it matches, so adding a source leaves earlier ones intact. Exact copies (identical 16 kHz PCM) and near-copies (similarity
 >= NEAR_DUPLICATE and durations within 10%) are dropped, keeping the first in sorted order.
 
 Measured on real clips: edits of one take (pitch +2/-3 semitones by resampling, 30-40% trims,
@@ -237,9 +238,18 @@ class Grouping:
 
 
 def group_recordings(waves: list[np.ndarray], stems: list[str],
-                     same: float = SAME_RECORDING, near: float = NEAR_DUPLICATE) -> Grouping:
-    """Dedupe and group the clips of ONE category (see the module docstring for the rule)."""
+                     same: float = SAME_RECORDING, near: float = NEAR_DUPLICATE,
+                     cohorts: list[int] | None = None) -> Grouping:
+    """Dedupe and group the clips of ONE category (see the module docstring for the rule).
+
+    ``cohorts`` (non-decreasing, one per clip; default all 0): pairs are joined cohort by cohort,
+    and a clip of a later cohort may join ONE earlier recording but never merge two of them, so
+    adding a source leaves the earlier recordings exactly as they were.
+    """
     n = len(waves)
+    cohorts = list(cohorts) if cohorts is not None else [0] * n
+    if len(cohorts) != n or any(a > b for a, b in zip(cohorts, cohorts[1:])):
+        raise ValueError("cohorts must give one non-decreasing cohort per clip (sort clips by cohort)")
     hashes = [pcm_hash(w) for w in waves]
     first_by_hash: dict[str, int] = {}
     dropped: dict[int, tuple[int, str]] = {}
@@ -252,22 +262,30 @@ def group_recordings(waves: list[np.ndarray], stems: list[str],
     feats = {i: fingerprint(waves[i]) for i in alive}
     uf = UnionFind(n)
     links: list[tuple[int, int, str, float]] = []
-    for a_pos, i in enumerate(alive):
-        for j in alive[a_pos + 1:]:
-            if j in dropped:
-                continue
-            sim = similarity(feats[i], feats[j])  # the transform set is symmetric
-            ratio = len(waves[j]) / max(1, len(waves[i]))
-            if sim >= near and 0.9 <= ratio <= 1.1:
-                dropped[j] = (i, "near")
-                uf.union(i, j)
-                continue
-            if sim >= same:
-                links.append((i, j, "sound", sim))
-                uf.union(i, j)
-            elif stems[i] == stems[j]:
-                links.append((i, j, "stem", sim))
-                uf.union(i, j)
+    # pairs in order of their later clip's cohort (i-major within it, as before cohorts existed)
+    pairs = sorted(((i, j) for a_pos, i in enumerate(alive) for j in alive[a_pos + 1:]),
+                   key=lambda p: cohorts[p[1]])
+
+    def join(i: int, j: int) -> bool:
+        ri, rj = uf.find(i), uf.find(j)
+        # roots are the smallest index, i.e. the earliest cohort of their recording
+        if ri != rj and cohorts[ri] < cohorts[j] and cohorts[rj] < cohorts[j]:
+            return False  # would merge two recordings of earlier cohorts
+        uf.union(i, j)
+        return True
+
+    for i, j in pairs:
+        if j in dropped:  # (a dropped i still links: it is the same sound as its kept copy)
+            continue
+        sim = similarity(feats[i], feats[j])  # the transform set is symmetric
+        ratio = len(waves[j]) / max(1, len(waves[i]))
+        if sim >= near and 0.9 <= ratio <= 1.1:
+            dropped[j] = (i, "near")
+            join(i, j)
+            continue
+        how = "sound" if sim >= same else "stem" if stems[i] == stems[j] else ""
+        if how and join(i, j):
+            links.append((i, j, how, sim))
     keep = [i for i in range(n) if i not in dropped]
     roots: dict[int, int] = {}
     recording = {}

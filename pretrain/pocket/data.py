@@ -69,7 +69,8 @@ def build_audio(fetched: dict[str, FetchedSource], categories: tuple[Category, .
                 continue
             waves.append(wave)
             kept_clips.append(clip)
-        grouping = A.group_recordings(waves, [c.stem_hint for c in kept_clips])
+        grouping = A.group_recordings(waves, [c.stem_hint for c in kept_clips],
+                                      cohorts=[SOURCE_BY_KEY[c.source].cohort for c in kept_clips])
         rec_names, rec_cohort = {}, {}
         for i in grouping.keep:
             r = grouping.recording[i]
