@@ -250,6 +250,12 @@ License: CC-BY-3.0
 
 Files: mtg/mods/tnt/sounds/*
 License: CC0-1.0
+
+Files: data/globalmods/apoc/*
+License: CC-BY-SA-3
+
+Files: hedgewars/*
+License: GPL-2
 """
     stanzas = parse_dep5(text)
     base = "usr/share/games/minetest/games/minetest_game/mods"
@@ -257,6 +263,11 @@ License: CC0-1.0
     assert license_for(stanzas, f"{base}/tnt/sounds/boom.ogg", "X") == "CC0-1.0"
     assert license_for(stanzas, f"{base}/fire/sounds/fire.ogg", "X") == "CC-BY-SA-3.0"
     assert license_for(stanzas, f"{base}/fire/textures/fire.png", "X") == "X"
+    # a directory named by >= 2 literal components covers its subfolders; one component does not
+    mod = "usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/dog.wav"
+    assert license_for(stanzas, mod, "X") == "CC-BY-SA-3"
+    assert license_for(stanzas, mod.replace("/apoc/", "/none/"), "X") == "X"
+    assert license_for(stanzas, "usr/share/games/hedgewars/Data/Sounds/bee.wav", "X") == "X"
     assert parse_dep5("This package was debianized by ...") is None
 
 

@@ -60,12 +60,22 @@ def _pattern_tails(pattern: str) -> list[str]:
     return tails
 
 
+def _is_literal(component: str) -> bool:
+    return not any(c in component for c in "*?[")
+
+
 def pattern_matches(pattern: str, path: str) -> bool:
     parts = path.strip("/").split("/")
     for tail in _pattern_tails(pattern):
         depth = tail.count("/") + 1
         if len(parts) >= depth and _glob_regex(tail).match("/".join(parts[-depth:])):
             return True
+        # "a/b/c/*" (a whole directory named by >= 2 literal components) covers its subfolders,
+        # as in DEP-5: Scorched3D's "data/globalmods/apoc/*" names the mod's data/wav/... clips
+        head = tail.split("/")[:-1]
+        if tail.endswith("/*") and len(head) >= 2 and all(_is_literal(d) for d in head):
+            if any(parts[i:i + len(head)] == head for i in range(len(parts) - len(head))):
+                return True
     return False
 
 
