@@ -52,7 +52,7 @@ def _candidates(fetched: FetchedSource) -> list[tuple[str, str, str, Callable[[]
                 if inner.endswith(AUDIO_EXT):
                     lic = license_for(stanzas, inner, src.license)
                     out.append((f"{rel}!{inner}", lic, "", (lambda d=data: d)))
-        elif file.suffix == ".zip":  # 0 A.D.'s game data: one big archive, read lazily
+        elif file.suffix in (".zip", ".pk3"):  # game data archives (0 A.D., UFO:AI), read lazily
             # one open archive serves every loader (its 36k-entry directory is parsed once);
             # ZipFile closes its file when the last loader is gone
             archive = zipfile.ZipFile(file)

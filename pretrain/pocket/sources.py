@@ -21,7 +21,7 @@ DEFAULT_CACHE = Path("~/.cache/rebind/pocket").expanduser()
 
 # What to unpack from every .deb: media, containers, and the licence files.
 DEB_MEMBERS = ("*.ogg", "*.wav", "*.flac", "*.rcc", "*.cat", "*.png", "*.svg", "*.ttf",
-               "*/0ad/mods/public/public.zip", "*/copyright")
+               "*/0ad/mods/public/public.zip", "*/ufoai/base/0snd.pk3", "*/copyright")
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,48 @@ SOURCES: tuple[Source, ...] = (
            "53745ae74d05bccf6783400fa98f3932b21729ab9d2e86151aa2c331c3455178", "CC-BY-SA-3.0",
            "dog bark, cattle, pig, sheep, horse, chicken, elephant, birds, footsteps, fire, rain, "
            "thunder, wind, rivers, saws (inside mods/public/public.zip)", cohort=1),
+    Source("scratch", "debian", "scratch", "1.4.0.6~dfsg1-6.1",
+           "36c582eb93110f64f06c4e685c41e933ccba2fa68db12f79b10bfe840b21fc10", "CC-BY-SA-3.0",
+           "Scratch 1.4's sound library: dog, cat, duck, horse, owl, rooster, wolf, crickets, bird, "
+           "bell, gong, door, car, footsteps, guitar, trumpet, drum (WAV only)", cohort=2),
+    Source("scorched3d", "debian", "scorched3d-data", "44+dfsg-8",
+           "b0be0a6d561966a62b1f135e0e6f5681c85f12e34ecad5777cb1af9fbcb7f1da", "GPL-2+",
+           "dog, cows, sheep, rooster, birds, gulls, frogs, wolf, rain, thunder, splash, jets, "
+           "helicopters, car horns, cheering, explosions (apoc mod: CC-BY-SA-3)", cohort=2),
+    Source("btanks", "debian", "btanks-data", "0.9.8083-9",
+           "fbe1a476d95c68fe73d87715f4f0aecc1bc5428a979cd19451722665c9dbb5ae",
+           "GPL-2 with the Battle Tanks exception",
+           "cow, helicopter, train, klaxon, car engine, footsteps, explosions", cohort=2),
+    Source("micropolis", "debian", "micropolis-data", "0.0.20071228-10",
+           "8d30b1cd0eb340f42ae71ea596a28bbdd57111afa1f381755d8c445a5e8e7b5c", "GPL-3+",
+           "quacks, car horns, explosions", cohort=2),
+    Source("supertuxkart", "debian", "supertuxkart-data", "1.4+dfsg-2",
+           "568d69cda50dc8ad1facb89514bd14953dfca736fdb83c49ae330b0aa7dd2364", "GPL-3+",
+           "cow, sheep, birds, hammer, anvil, thunder, rain, river, splash, steam train, jet, car "
+           "engines, explosion, flute (per-file CC0 / CC-BY / CC-BY-SA / GPL)", cohort=2),
+    Source("flare", "debian", "flare-game", "1.14-1",
+           "4ab6a8298276013d35a0806257e130d992761af1b749041433b409c3dafec508", "CC-BY-SA-3.0+",
+           "owl, birds, raven, river, wind, fire, anvil, door, footsteps, rain", cohort=2),
+    Source("lmms", "debian", "lmms-common", "1.2.2+dfsg1-6",
+           "7d9aa55dd05f11edc57104203ee1c350e3e41f8936ab3741da2bb1158fd46c37", "GPL-2+",
+           "trumpet, brass, cello, violins, pianos, guitars, flute, applause, explosion",
+           cohort=2),
+    Source("brainparty", "debian", "brainparty-data", "0.61+dfsg-7",
+           "fc01026824b6274eff222c9163ba134fc90889bd7d688091ffdee8e12cefc4d4", "GPL-3+",
+           "meow, sheep, glass breaking, explosion", cohort=2),
+    Source("ufoai", "debian", "ufoai-sound", "2.5-2",
+           "0224308c10e1265581d1829f19eaef031175390fd0eafeb4a1d558ac6561ed4e", "CC-BY-SA-3.0",
+           "glass breaking, thunder, wind, crickets, fire, water, splashes, doors, footsteps, "
+           "explosions (inside base/0snd.pk3, a zip; per-file licences)", cohort=2),
+    Source("lincity", "debian", "lincity-ng-data", "2.9~git20150314-5",
+           "8f5e85bd42879abdc7099b035d7a3d7468eceb6b93b52a12270c28f3f3c792f9", "GPL-2+",
+           "train, stadium crowd, fire", cohort=2),
+    Source("foobillard", "debian", "foobillardplus-data", "3.43~svn170+dfsg-7",
+           "48adfd599afdbcbc008fffdf982c5bb18ac62286dc012ac88e9b8abc556a28f4", "GPL-2",
+           "applause", cohort=2),
+    Source("simutrans", "debian", "simutrans-pak64", "121.0-1",
+           "46c8420e162941e6d87382b43c508b1dbf48015fcd782f0c4425952ba72745cc", "Artistic-1.0",
+           "horse, seagulls, saws, steam train, plane", cohort=2),
     Source("noto-emoji", "debian", "fonts-noto-color-emoji", "2.042-0+deb12u1",
            "a5ab0f69c7938423862320d9aca5dd187b3fd879d6a9a57dd52e17c3fa8d2751", "OFL-1.1",
            "Noto Color Emoji font (emoji renders)"),
