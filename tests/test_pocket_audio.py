@@ -120,3 +120,19 @@ def test_short_training_on_a_tiny_subset_learns(tmp_path):
     assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
     assert np.mean(accs[-2:]) > np.mean(accs[:2]) + 0.2, accs
     assert (run.trainer.out / "encoder" / "audio.safetensors").exists()
+
+
+def test_card_counts_heldout_recordings_and_thin_categories_from_the_manifest(tmp_path):
+    from pretrain.pocket.audio_encoder import heldout_summary
+    from pretrain.pocket.manifests import AUDIO_COLUMNS
+
+    rows = [("dog", "dog/a"), ("dog", "dog/a"), ("cow", "cow/a"), ("cow", "cow/b"), ("cow", "cow/c"),
+            ("rain", "rain/a")]
+    (tmp_path / "manifests").mkdir()
+    lines = [",".join(AUDIO_COLUMNS)]
+    for i, (label, recording) in enumerate(rows):
+        values = {"path": f"audio/{label}/{i}.wav", "label": label, "recording": recording}
+        lines.append(",".join(values.get(c, "x") for c in AUDIO_COLUMNS))
+    (tmp_path / "manifests" / "audio_test.csv").write_text("\n".join(lines) + "\n")
+    assert heldout_summary(tmp_path, "test") == {"clips": 6, "recordings": 5, "thin": 2,
+                                                 "dog_clips": 2, "dog_recordings": 1}

@@ -714,7 +714,8 @@ def run_audio_stage(data: Path, out: Path, recipe: AudioRecipe, seeds: list[int]
     entry = audio_modality_config(recipe)
     weights = export_modality(shipped.trainer.student, "audio", entry, out, recipe.save_dtype)
     audio_model = encoders.create(str(out), modalities=("audio",))
-    result: dict[str, Any] = {"classes": names, "chance_top1": 1 / len(names), "chance_top5": 5 / len(names)}
+    result: dict[str, Any] = {"classes": names, "chance_top1": 1 / len(names), "chance_top5": 5 / len(names),
+                              "test_set": heldout_summary(data, "test")}
     for split in ("val", "test"):
         sounds = heldout_sounds(data, split, model=audio_model)
         zs = zero_shot(sounds.embeddings, sounds.labels, names, text)
@@ -759,6 +760,19 @@ def run_audio_stage(data: Path, out: Path, recipe: AudioRecipe, seeds: list[int]
     return record
 
 
+def heldout_summary(data: Path, split: str) -> dict:
+    """How thin a held-out split is: its recordings, the categories with 1-2 clips, and dog's share."""
+    with open(Path(data) / "manifests" / f"audio_{split}.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    clips: dict[str, int] = {}
+    for row in rows:
+        clips[row["label"]] = clips.get(row["label"], 0) + 1
+    dog = [row for row in rows if row["label"] == "dog"]
+    return {"clips": len(rows), "recordings": len({row["recording"] for row in rows}),
+            "thin": sum(1 for n in clips.values() if n <= 2),
+            "dog_clips": len(dog), "dog_recordings": len({row["recording"] for row in dog})}
+
+
 def model_card_section(record: dict, figures_rel: str) -> str:
     r, res, run = record["recipe"], record["results"], record["run"]
     s = res["seeds"]["summary"]
@@ -766,6 +780,7 @@ def model_card_section(record: dict, figures_rel: str) -> str:
     zs, ret = res["test"]["zero_shot"], res["test"]["audio_image"]
     vzs = res["val"]["zero_shot"]
     ceiling = "ceiling_top1" in s
+    ts = res["test_set"]
 
     def ms(key: str) -> str:
         v = s[key]
@@ -834,8 +849,8 @@ link costs.
 Weakest test categories (top-1): {', '.join(f'{k} {v:.0%}' for k, v in weak)}.
 
 ### Known weaknesses
-- Tiny held-out sets: {zs['n']} test clips from ~50 recordings; one clip moves top-1 by {1 / zs['n']:.1%}. Several
-  categories have 1-2 test clips, dog has 2 (one recording).
+- Tiny held-out sets: {zs['n']} test clips from {ts['recordings']} recordings; one clip moves top-1 by {1 / zs['n']:.1%}.
+  {ts['thin']} categories have 1-2 test clips; dog has {ts['dog_clips']} ({ts['dog_recordings']} recording{'s' if ts['dog_recordings'] != 1 else ''}).
 - Game and toy sound effects, not field recordings: it knows these {len(res['classes'])} categories as they sound in
   Debian's games and educational packages, nothing else.
 - Everything passes through the pocket CLIP: categories its text tower confuses (cow / pig, rain / thunder)
