@@ -141,3 +141,29 @@ def test_short_training_run_lowers_the_losses():
     images = gen.generate(cache.embeddings[:1], num_inference_steps=4, guidance_scale=2.0, seed=0)
     assert images[0].size == (64, 64)
     assert recipe_module.IMAGE_SIZE == 64
+
+
+def test_audio_conditions_label_clips_by_the_judged_class_list(tmp_path):
+    # the evaluation judges against all classes; a picture-less class (xylophone) sits before
+    # "cat" in that list, so cat clips must carry cat's index there, not in the picture classes
+    import shutil
+
+    from pretrain.pocket.manifests import AUDIO_COLUMNS
+    from pretrain.pocket.prompts import CLASS_NAMES
+    from pretrain.pocket.unclip import audio_conditions
+
+    names = list(CLASS_NAMES)
+    assert names.index("xylophone") < names.index("cat")
+    clip = next((EXAMPLES / "audio").glob("dog__*.wav"))
+    (tmp_path / "manifests").mkdir()
+    lines = [",".join(AUDIO_COLUMNS)]
+    for label in ("cat", "xylophone", "dog"):
+        shutil.copy(clip, tmp_path / f"{label}.wav")
+        row = {"path": f"{label}.wav", "label": label, "recording": label, "duration": "1"}
+        lines.append(",".join(row.get(c, "x") for c in AUDIO_COLUMNS))
+    (tmp_path / "manifests" / "audio_test.csv").write_text("\n".join(lines) + "\n")
+    picture_classes = [n for n in names if n != "xylophone"]
+    cond = audio_conditions(encoders.resolve_encoder(None, "audio"), tmp_path, "test", names,
+                            keep=picture_classes)
+    assert [names[i] for i in cond.labels.tolist()] == ["cat", "dog"]
+    assert cond.embeddings.shape == (2, 256)

@@ -660,13 +660,15 @@ def text_conditions(clip, class_names, prompt_sets: dict[str, list[str]]) -> Con
                       [p for _, p in pairs])
 
 
-def audio_conditions(audio_encoder, data: Path, split: str, class_names) -> Conditions:
-    """The split's clips (held out by recording) through ``encoders.embed_audio``."""
+def audio_conditions(audio_encoder, data: Path, split: str, class_names, keep=None) -> Conditions:
+    """The split's clips (held out by recording) through ``encoders.embed_audio``; labels index
+    ``class_names`` (the CLIP's candidates), ``keep`` limits which classes' clips are used."""
     import encoders
     from .manifests import AUDIO_COLUMNS
 
     rows = read_manifest(Path(data) / "manifests" / f"audio_{split}.csv", AUDIO_COLUMNS)
-    rows = [r for r in rows if r["label"] in class_names]
+    keep = set(class_names if keep is None else keep) & set(class_names)
+    rows = [r for r in rows if r["label"] in keep]
     emb = encoders.embed_audio([str(Path(data) / r["path"]) for r in rows], model=audio_encoder)
     return Conditions("audio", emb.float(), torch.tensor([class_names.index(r["label"]) for r in rows]),
                       [r["path"] for r in rows])
@@ -782,7 +784,9 @@ def evaluate_split(gen, clip, data: Path, split: str, settings: SamplingSettings
         elif kind == "audio":
             if audio_encoder is None:
                 continue
-            cond = audio_conditions(audio_encoder, data, split, image_classes)
+            # labels must index class_names, the list the CLIP judges against (image_classes lacks
+            # picture-less classes such as xylophone, so its indices are shifted after them)
+            cond = audio_conditions(audio_encoder, data, split, class_names, keep=image_classes)
         else:
             raise ValueError(f"unknown condition kind {kind!r}; expected image, text or audio")
         # different seeds per split and kind, so val choices are not tuned to test noise
