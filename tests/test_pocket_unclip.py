@@ -167,3 +167,13 @@ def test_audio_conditions_label_clips_by_the_judged_class_list(tmp_path):
                             keep=picture_classes)
     assert [names[i] for i in cond.labels.tolist()] == ["cat", "dog"]
     assert cond.embeddings.shape == (2, 256)
+
+
+def test_unclip_eval_command_names_the_fix_for_bad_arguments(tmp_path, capsys):
+    from pretrain.pocket.__main__ import main
+
+    assert main(["unclip-eval", "--data", str(tmp_path)]) == 2
+    assert "python -m pretrain.pocket data --out" in capsys.readouterr().err
+    (tmp_path / "manifests").mkdir()
+    assert main(["unclip-eval", "--data", str(tmp_path), "--kinds", "sound"]) == 2
+    assert "image, text, audio" in capsys.readouterr().err

@@ -65,6 +65,41 @@ def _run_detector_eval(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_unclip_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="pocket data directory (python -m pretrain.pocket data)")
+    p.add_argument("--pipeline", type=Path, default=None,
+                   help="saved pocket unCLIP folder (default: the shipped adapters/weights/pocket_unclip)")
+    p.add_argument("--kinds", default="audio", help="comma-separated conditions: image, text, audio (default audio)")
+    p.add_argument("--samples", type=int, default=None, help="images per condition (default: the recipe's)")
+    p.add_argument("--split", default="test", choices=("val", "test"))
+    p.add_argument("--no-update", action="store_true",
+                   help="only print; by default a TEST run rewrites the folder's record, card and grids")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+
+
+def _run_unclip_eval(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .unclip import evaluate_shipped
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - {"image", "text", "audio"})
+    if unknown or not kinds:
+        print(f"error: --kinds {args.kinds!r}: expected a comma-separated subset of image, text, audio",
+              file=sys.stderr)
+        return 2
+    if not (args.data / "manifests").is_dir():
+        print(f"error: --data {args.data}: no manifests/ folder; build it with "
+              f"'python -m pretrain.pocket data --out {args.data}'", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    summary = evaluate_shipped(args.data, args.pipeline, split=args.split, kinds=kinds, samples=args.samples,
+                               update_record=not args.no_update)
+    print(json.dumps({k: {f: v for f, v in s.items() if f != "per_class"} for k, s in summary.items()}, indent=1))
+    return 0
+
+
 STEPS = {
     "data": ("download pinned packages and build clips, images, scenes and manifests",
              _add_data_arguments, _run_data),
@@ -73,6 +108,9 @@ STEPS = {
     "detector-eval": ("AP of the pocket detector on held-out scenes, prompted with text, image and "
                       "audio embeddings; overlays at threshold 0.9", _add_detector_eval_arguments,
                       _run_detector_eval),
+    "unclip-eval": ("fraction of pocket unCLIP images the pocket CLIP assigns to the intended class, "
+                    "conditioned on held-out sounds (and/or images, text); updates the card",
+                    _add_unclip_eval_arguments, _run_unclip_eval),
 }
 
 

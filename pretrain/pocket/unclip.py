@@ -1110,7 +1110,12 @@ def write_model_card(path: Path, record: dict, figures: Path, out: Path) -> None
         worst = ", ".join(f"{n} {v:.2f}" for n, v in pc[:4])
         best = ", ".join(f"{n} {v:.2f}" for n, v in pc[::-1][:4])
         lines.append(f"| {kind} | **{sm['fraction']:.3f}** | {sm['n']} | {sm['chance']:.3f} | {worst} | {best} |")
-    if "audio" not in record["test"]:
+    if "audio" in record["test"]:
+        k = record.get("test_samples", {}).get("audio", record["recipe"]["eval_seeds"])
+        lines += ["", f"Audio: {record['test']['audio']['n'] // k} held-out test clips x {k} samples, through the "
+                  f"audio encoder `{record.get('audio_encoder', '?')}` as installed when this was measured; "
+                  "after retraining it, `python -m pretrain.pocket unclip-eval --data DATA` remeasures."]
+    else:
         lines += ["", "Audio: the pocket audio encoder was not installed when this ran; "
                   "`python -m pretrain.pocket unclip-eval --data DATA` measures it once it is."]
     lines += ["", "## Figures", "", f"![losses]({rel}/unclip_losses.png)", ""]
@@ -1176,6 +1181,8 @@ def evaluate_shipped(data: Path, pipeline: Path | None = None, *, clip=None, aud
         figures = FIGURES if folder == DEFAULT_OUT.resolve() else folder / "figures"
         write_sample_grids(results, class_names, figures, data)
         record["test"].update(summary)
+        for kind in summary:  # samples per condition differ between the training run and reruns
+            record.setdefault("test_samples", {})[kind] = samples
         if audio_encoder is not None and "audio" in summary:
             record["audio_encoder"] = getattr(audio_encoder, "name", str(audio_encoder))
         record_path.write_text(json.dumps(record, indent=2) + "\n")
