@@ -375,6 +375,41 @@ def test_adding_a_later_cohort_source_keeps_every_earlier_clip_in_its_split(tmp_
     assert len(copy) == 1 and copy[0]["status"].startswith("dropped: exact copy of minetest:")
 
 
+def test_the_unlabelled_pool_holds_no_labelled_clip_nor_a_copy_or_namesake_of_a_held_out_one(tmp_path):
+    from pretrain.pocket.categories import select
+    from pretrain.pocket.data import build_audio
+    from pretrain.pocket.pool import POOL_COLUMNS, PoolError, build_pool, load_pool
+
+    sounds = "usr/share/games/minetest/games/minetest_game/mods/default/sounds/"
+    grounds = ("dirt", "grass", "gravel", "hard", "ice", "metal", "sand", "snow", "wood", "glass")
+    minetest = {f"{sounds}default_{g}_footstep.1.wav": _wav(synthetic_take(100 + k))
+                for k, g in enumerate(grounds)}
+    minetest[f"{sounds}default_dig_crumbly.wav"] = _wav(synthetic_take(400))  # no category names it
+    first = _fake_source(tmp_path / "minetest", "minetest", minetest)
+    data = tmp_path / "data"
+    with pytest.raises(PoolError, match="python -m pretrain.pocket data"):
+        build_pool(data, {"minetest": first}, progress=False)
+    rows = build_audio({"minetest": first}, select(["footsteps"]), data, seed=0, log=[])
+    held = next(r for r in rows if r["split"] == "test")
+    held_file = held["source"].split(":", 1)[1]
+    stem = held_file.rsplit("/", 1)[1].split(".")[0]
+    other = _fake_source(tmp_path / "hedgewars", "hedgewars", {
+        "usr/share/games/hedgewars/Data/Sounds/whoosh.wav": minetest[held_file],  # a copy, renamed
+        f"usr/share/games/hedgewars/Data/Sounds/{stem}.2.wav": _wav(synthetic_take(500)),  # its name
+        "usr/share/games/hedgewars/Data/Sounds/steps.ogg": b"",  # a category's file (footsteps)
+        "usr/share/games/hedgewars/Data/Sounds/engine.wav": _wav(synthetic_take(600)),
+    })
+    log: list[str] = []
+    pool = build_pool(data, {"minetest": first, "hedgewars": other}, log=log, progress=False)
+    assert sorted(r["source"] for r in pool) == [
+        "hedgewars:usr/share/games/hedgewars/Data/Sounds/engine.wav", f"minetest:{sounds}default_dig_crumbly.wav"]
+    assert read_manifest(data / "manifests" / "audio_unlabelled.csv", POOL_COLUMNS) == pool
+    assert all((data / r["path"]).is_file() and r["license"] for r in pool)
+    assert any("hedgewars: 3 files no category names, 1 kept, 2 left out" in line for line in log)
+    assert len(load_pool(data)) == 2
+    assert "engine.wav" in (data / "ATTRIBUTION.md").read_text().split("## Unlabelled audio files")[1]
+
+
 # --- the real thing, one small package -----------------------------------------------------
 
 @pytest.mark.slow
@@ -404,3 +439,9 @@ def test_data_build_without_cairosvg_stops_before_downloading_and_names_the_fix(
     err = capsys.readouterr().err
     assert "cairosvg" in err and "pip install -e" in err and "[train]" in err
     assert not cache.exists()  # nothing was downloaded
+
+
+def test_trimming_a_clip_shorter_than_one_frame_keeps_it():
+    # some game archives hold 3-sample "sounds"; trimming used to crash the build on them
+    tiny = np.full(3, 0.5, dtype=np.float32)
+    assert np.array_equal(A.trim_silence(tiny), tiny)

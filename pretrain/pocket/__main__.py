@@ -45,6 +45,32 @@ def _run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_pool_arguments(p: argparse.ArgumentParser) -> None:
+    from .sources import DEFAULT_CACHE  # light import
+    p.add_argument("--data", type=Path, required=True, help="pocket data directory (python -m pretrain.pocket data)")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                   help=f"downloads and unpacked packages (default {DEFAULT_CACHE})")
+    p.add_argument("--seed", type=int, default=0, help="seed for which files a source keeps past its cap")
+
+
+def _run_pool(args: argparse.Namespace) -> int:
+    from .data import check_build_dependencies
+    from .pool import PoolError, build_pool
+    from .sources import SourceError, fetch_sources
+    try:
+        check_build_dependencies()
+        fetched = fetch_sources(None, args.cache)
+        log: list[str] = []
+        rows = build_pool(args.data, fetched, seed=args.seed, log=log)
+    except (SourceError, PoolError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(line for line in log if line.startswith("pool: ") and "files no category" in line))
+    hours = sum(float(r["duration"]) for r in rows) / 3600
+    print(f"wrote {len(rows)} unlabelled clips ({hours:.2f} h) to {args.data}/audio_unlabelled")
+    return 0
+
+
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     from .train import add_arguments
     add_arguments(p)
@@ -103,6 +129,8 @@ def _run_unclip_eval(args: argparse.Namespace) -> int:
 STEPS = {
     "data": ("download pinned packages and build clips, images, scenes and manifests",
              _add_data_arguments, _run_data),
+    "pool": ("add the unlabelled sound pool (sounds no category names, for self-supervised "
+             "pretraining) to a data directory; 'data' builds it too", _add_pool_arguments, _run_pool),
     "train": ("train the pocket models (stages: clip, ...) into encoders/weights/pocket",
               _add_train_arguments, _run_train),
     "detector-eval": ("AP of the pocket detector on held-out scenes, prompted with text, image and "

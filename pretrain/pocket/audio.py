@@ -72,6 +72,8 @@ def resample(wave: np.ndarray, rate: int) -> np.ndarray:
 
 
 def frame_db(wave: np.ndarray, frame: int = 160) -> np.ndarray:
+    if len(wave) < frame:  # a clip shorter than one frame (a few samples) is one padded frame
+        wave = np.pad(wave, (0, frame - len(wave)))
     n = max(1, len(wave) // frame)
     rms = np.sqrt(np.mean(wave[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
     return 20 * np.log10(rms + 1e-12)

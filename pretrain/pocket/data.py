@@ -338,6 +338,8 @@ def build(out: Path, cache: Path, categories: tuple[Category, ...], n_scenes: in
     sheet_rows = [(c.name, [r.image for r in renders if r.category == c.name]) for c in categories]
     contact_sheet(sheet_rows).save(out / "contact_sheet.png")
     write_attribution(out, fetched, audio_rows, image_rows)
+    from .pool import build_pool  # noqa: PLC0415  (after the held-out clips it must avoid)
+    build_pool(out, fetched, log=log)
     table = summary_table(categories, audio_rows, image_rows)
     log_path = out / "manifests" / "build_log.txt"
     write_text_atomic(log_path, "\n".join(log) + "\n")
