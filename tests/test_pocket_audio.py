@@ -111,7 +111,7 @@ def test_short_training_on_a_tiny_subset_learns(tmp_path):
         for r in rows:
             (tiny / r["path"]).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(POCKET_DATA / r["path"], tiny / r["path"])
-    recipe = AudioRecipe(teacher=f"rebind:{POCKET}", steps=60, batch_size=16, warmup_steps=5, eval_every=0,
+    recipe = AudioRecipe(teacher=f"rebind:{POCKET}", steps=60, batch_size=16, warmup_steps=5, eval_every=0, lr=3e-3,
                          teacher_views=2, threads=min(2, torch.get_num_threads()), min_rows_per_class=8)
     text = torch.randn(4, 256)
     run = train_one(tiny, tmp_path / "work", recipe, "prototype", text, sorted(keep), None, progress=False)
@@ -136,3 +136,51 @@ def test_card_counts_heldout_recordings_and_thin_categories_from_the_manifest(tm
     (tmp_path / "manifests" / "audio_test.csv").write_text("\n".join(lines) + "\n")
     assert heldout_summary(tmp_path, "test") == {"clips": 6, "recordings": 5, "thin": 2,
                                                  "dog_clips": 2, "dog_recordings": 1}
+
+
+def _ssl_setup(tmp_path, steps):
+    from pretrain.pocket.audio_encoder import AudioRecipe, audio_modality_config
+    from tests.test_pocket_data import synthetic_take
+
+    recipe = AudioRecipe(channels=[8, 16], strides=[1, 2], fc=[32], ssl_steps=steps, ssl_batch=8,
+                         warmup_steps=5, threads=1, mix_prob=0.0)
+    waves = [synthetic_take(k, rate=16000) for k in range(24)]
+    torch.manual_seed(0)
+    config = {"name": "ssl_test", "space": "pocket", "modalities": {"audio": audio_modality_config(recipe)}}
+    return recipe, waves, encoders.create(config, checkpoint=False)["audio"]
+
+
+def _pair_accuracy(student, waves, recipe, seed=99):
+    from pretrain.pocket.audio_ssl import ViewMaker, nt_xent
+
+    views = ViewMaker(waves, recipe, np.random.default_rng(seed))
+    student.eval()
+    with torch.no_grad():
+        z = torch.nn.functional.normalize(student(views.pairs(np.arange(len(waves))), output="raw"), dim=-1)
+    student.train()
+    return float(nt_xent(z, recipe.ssl_temperature)[1])
+
+
+def test_self_supervised_start_learns_to_pair_views_of_a_clip_and_resumes(tmp_path):
+    from pretrain.pocket.audio_ssl import pretrain_on_pool
+
+    recipe, waves, student = _ssl_setup(tmp_path, steps=200)
+    before = _pair_accuracy(student, waves, recipe)
+    summary = pretrain_on_pool(student, waves, recipe, tmp_path / "ssl", progress=False, log=lambda *_: None)
+    after = _pair_accuracy(student, waves, recipe)
+    assert summary["pool_clips"] == 24 and summary["steps"] == 200
+    assert after >= before + 0.15, (before, after)  # 48 views of 24 similar synthetic takes
+    # the same recipe again resumes from the finished checkpoint instead of retraining
+    trained = {k: v.clone() for k, v in student.state_dict().items()}
+    _, _, fresh = _ssl_setup(tmp_path, steps=200)
+    messages: list[str] = []
+    pretrain_on_pool(fresh, waves, recipe, tmp_path / "ssl", progress=False, log=messages.append)
+    assert any("resuming at step 200 of 200" in m for m in messages)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in trained.items())
+
+
+def test_ssl_without_a_pool_names_the_command_that_adds_it(tmp_path):
+    from pretrain.pocket.pool import PoolError, load_pool
+
+    with pytest.raises(PoolError, match="python -m pretrain.pocket pool --data"):
+        load_pool(tmp_path)

@@ -93,10 +93,15 @@ class AudioRecipe:
     mix_gain: list = field(default_factory=lambda: [0.2, 0.8])
     freq_shift: int = 0  # roll the mel axis by up to +-k bins (a pitch change across recordings)
     spectral_tilt: float = 0.0  # add a random linear slope across mel bins, in normalised units
+    # self-supervised start on the unlabelled pool (audio_ssl.py; 0 = random init)
+    ssl_steps: int = 1500
+    ssl_batch: int = 128  # clips per step, two views each
+    ssl_lr: float = 2e-3
+    ssl_temperature: float = 0.2
     # optimisation
     steps: int = 700  # val top-1 peaks by ~350-700 steps: ~330 clips overfit after that
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-3  # from the SSL start; 3e-3 from random init (1e-3 there lost ~5 points)
     weight_decay: float = 0.05
     warmup_steps: int = 100
     min_lr_ratio: float = 0.02
@@ -125,6 +130,9 @@ class AudioRecipe:
             raise ValueError("steps >= 1, batch_size >= 2 and teacher_views >= 1 are required")
         if not 0 <= self.mix_prob <= 1:
             raise ValueError(f"mix_prob must be in [0, 1], got {self.mix_prob}")
+        if self.ssl_steps < 0 or (self.ssl_steps and (self.ssl_batch < 2 or self.ssl_temperature <= 0)):
+            raise ValueError("ssl_steps >= 0 (0 = no self-supervised start); with it, ssl_batch >= 2 and "
+                             "ssl_temperature > 0")
         if self.save_dtype not in ("float16", "float32"):
             raise ValueError(f"save_dtype must be 'float16' or 'float32', got {self.save_dtype!r}")
 
@@ -432,8 +440,9 @@ class AudioRun:
 
 def train_one(data: Path, work: Path, recipe: AudioRecipe, objective: str, text_emb: torch.Tensor,
               class_names: list[str], val: HeldOut | None, name: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> AudioRun:
-    """One pretrain run of the emergent student (``objective``) or of the ceiling (``"ceiling"``)."""
+              log: Callable[[str], None] = print, init: dict | None = None) -> AudioRun:
+    """One pretrain run of the emergent student (``objective``) or of the ceiling (``"ceiling"``),
+    from random weights or from ``init`` (a student state dict: the SSL start)."""
     recipe.validate()
     torch.set_num_threads(recipe.threads)
     manifests = write_training_manifests(data, work, recipe)
@@ -445,6 +454,8 @@ def train_one(data: Path, work: Path, recipe: AudioRecipe, objective: str, text_
     ensure_teacher_cache(cfg, recipe, progress=progress)
     Trainer = _make_trainer_class()
     trainer = Trainer(cfg, recipe, objective, manifests["images"])
+    if init is not None:
+        trainer.student.load_state_dict(init)
 
     def evaluate_now(step: int) -> dict:
         row = {"step": step}
@@ -659,6 +670,23 @@ def write_metrics_csv(runs: dict[str, AudioRun], path: Path) -> None:
                 w.writerow({"run": name, **row})
 
 
+def ssl_start(data: Path, work: Path, recipe: AudioRecipe, progress: bool = True,
+              log: Callable[[str], None] = print) -> tuple[dict, dict]:
+    """The SSL start: a randomly initialised student (seeded by ``recipe.seed``) trained on the
+    data's unlabelled pool. Returns (student state dict, summary)."""
+    import encoders
+
+    from .audio_ssl import pretrain_on_pool
+    from .pool import load_pool
+
+    waves = load_pool(data)
+    torch.manual_seed(recipe.seed)
+    config = {"name": "pocket_audio_ssl", "space": "pocket", "modalities": {"audio": audio_modality_config(recipe)}}
+    student = encoders.create(config, checkpoint=False)["audio"]
+    summary = pretrain_on_pool(student, waves, recipe, Path(work) / "ssl", progress, log)
+    return {k: v.detach().clone() for k, v in student.state_dict().items()}, summary
+
+
 def run_audio_stage(data: Path, out: Path, recipe: AudioRecipe, seeds: list[int] | None = None,
                     work: Path | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Train the emergent audio encoder (+ the ceiling) for every seed, ship the first seed's encoder,
@@ -681,12 +709,16 @@ def run_audio_stage(data: Path, out: Path, recipe: AudioRecipe, seeds: list[int]
     text = class_text_embeddings(names, model=clip_text)
     val, test = load_heldout(data, "val", recipe), load_heldout(data, "test", recipe)
     t_start = time.time()
+    init, ssl = None, None
+    if recipe.ssl_steps:  # one self-supervised start, shared by every seed's emergent run and ceiling
+        init, ssl = ssl_start(data, work, recipe, progress, log)
     runs: dict[str, AudioRun] = {}
     per_seed = []
     for seed in seeds:
         r = copy.deepcopy(recipe)
         r.seed = seed
-        emergent = train_one(data, work, r, r.objective, text, names, val, f"emergent_seed{seed}", progress, log)
+        emergent = train_one(data, work, r, r.objective, text, names, val, f"emergent_seed{seed}", progress, log,
+                             init=init)
         runs[f"emergent_seed{seed}"] = emergent
         emb = embed_heldout(emergent.trainer.student, test)
         zs = classify(emb, test.labels, names, text)
@@ -694,7 +726,8 @@ def run_audio_stage(data: Path, out: Path, recipe: AudioRecipe, seeds: list[int]
         row = {"seed": seed, "emergent_top1": zs["top1"], "emergent_top5": zs["top5"],
                "image_centroid_top1": img["top1"], "emergent_minutes": emergent.seconds / 60}
         if r.ceiling:
-            ceiling = train_one(data, work, r, "ceiling", text, names, val, f"ceiling_seed{seed}", progress, log)
+            ceiling = train_one(data, work, r, "ceiling", text, names, val, f"ceiling_seed{seed}", progress, log,
+                                init=init)
             runs[f"ceiling_seed{seed}"] = ceiling
             head = ceiling.trainer.head.eval()
             with torch.no_grad():
@@ -729,6 +762,8 @@ def run_audio_stage(data: Path, out: Path, recipe: AudioRecipe, seeds: list[int]
         seeds_summary["ratio_top1"] = _mean_sd([row["emergent_top1"] / max(row["ceiling_top1"], 1e-9)
                                                 for row in per_seed])
     result["seeds"] = {"per_seed": per_seed, "summary": seeds_summary}
+    if ssl is not None:
+        result["ssl"] = {k: v for k, v in ssl.items() if k != "history"}
 
     # figures
     figures.mkdir(parents=True, exist_ok=True)
@@ -773,6 +808,17 @@ def heldout_summary(data: Path, split: str) -> dict:
             "dog_clips": len(dog), "dog_recordings": len({row["recording"] for row in dog})}
 
 
+def ssl_bullet(r: dict, ssl: dict | None) -> str:
+    if not ssl:
+        return ""
+    return (f"- **Self-supervised start (no labels, no pictures, no text):** before the step above, the ConvNet "
+            f"trains {ssl['steps']} steps\n  of SimCLR on the data's unlabelled pool ({ssl['pool_clips']} clips, "
+            f"{ssl['pool_hours']:.1f} h: sounds of the same packages that no\n  category names, none of them a held-out "
+            f"clip's name or copy; `pretrain/pocket/pool.py`): two augmented views of one\n  clip must find each other "
+            f"in a batch of {r['ssl_batch']} clips (temperature {r['ssl_temperature']}, lr {r['ssl_lr']}); final pair "
+            f"accuracy {ssl['final_pair_acc']:.2f}, {ssl['minutes']:.1f} min.\n  Every seed's run starts from these weights.\n")
+
+
 def model_card_section(record: dict, figures_rel: str) -> str:
     r, res, run = record["recipe"], record["results"], record["run"]
     s = res["seeds"]["summary"]
@@ -812,7 +858,7 @@ this run's exact recipe, data fingerprints and figures: `audio_recipe.json`; cur
   another clip of the same category (p {r['mix_prob']}, gain {r['mix_gain']}); AdamW lr {r['lr']}, wd
   {r['weight_decay']}, {r['warmup_steps']} warmup steps then cosine, batch {r['batch_size']}, {r['steps']} steps,
   {r['threads']} CPU threads. Seeds {record['seeds']} trained (emergent + ceiling) in {run['train_minutes_all_seeds']:.1f} min.
-- **Ceiling (text-supervised):** the same ConvNet, rows, augmentation, batches and steps, trained WITH labels
+{ssl_bullet(r, res.get('ssl'))}- **Ceiling (text-supervised):** the same ConvNet{' (same SSL start)' if res.get('ssl') else ''}, rows, augmentation, batches and steps, trained WITH labels
   (cross-entropy through its own {r['ceiling_head']} head at the same temperature) and classified by that head.
 - **Data:** held-out clips come from held-out RECORDINGS (`manifests/audio_*.csv`); candidates are all
   {len(res['classes'])} pocket classes (chance top-1 {res['chance_top1']:.1%}, top-5 {res['chance_top5']:.1%}); xylophone has

@@ -103,6 +103,8 @@ def _run_audio(args: argparse.Namespace, data: Path, out: Path) -> dict:
 
     saved = _saved_recipe(args, "audio")
     recipe = _common(AudioRecipe.from_dict(saved) if saved is not None else AudioRecipe(), args)
+    if args.steps is not None and recipe.ssl_steps:  # a smoke run shortens the SSL start too
+        recipe.ssl_steps = args.steps
     return run_audio_stage(data, out, recipe, work=_work_folder(out, "audio"),
                            progress=not args.quiet)
 
