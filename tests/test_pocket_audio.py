@@ -174,8 +174,9 @@ def test_self_supervised_start_learns_to_pair_views_of_a_clip_and_resumes(tmp_pa
     trained = {k: v.clone() for k, v in student.state_dict().items()}
     _, _, fresh = _ssl_setup(tmp_path, steps=200)
     messages: list[str] = []
-    pretrain_on_pool(fresh, waves, recipe, tmp_path / "ssl", progress=False, log=messages.append)
+    again = pretrain_on_pool(fresh, waves, recipe, tmp_path / "ssl", progress=False, log=messages.append)
     assert any("resuming at step 200 of 200" in m for m in messages)
+    assert again["minutes"] == pytest.approx(summary["minutes"], rel=0.1)  # the whole run, not the 0 s resumed tail
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in trained.items())
 
 

@@ -111,7 +111,7 @@ def pretrain_on_pool(student: nn.Module, waves: list[np.ndarray], recipe, work: 
     views = ViewMaker(waves, recipe, rng)
     work.mkdir(parents=True, exist_ok=True)
     state_path, key = work / "ssl_state.pt", _ssl_key(recipe)
-    start, history = 0, []
+    start, history, seconds_before = 0, [], 0.0  # seconds of earlier, interrupted runs of this recipe
     if state_path.is_file():
         state = torch.load(state_path, weights_only=True)
         if state.get("key") == key and state.get("pool_clips") == len(waves):
@@ -122,13 +122,15 @@ def pretrain_on_pool(student: nn.Module, waves: list[np.ndarray], recipe, work: 
             rng.bit_generator.state = state["rng"]
             torch.set_rng_state(state["torch_rng"])
             start, history = state["step"], state["history"]
+            seconds_before = float(state.get("seconds", 0.0))
             log(f"audio ssl: resuming at step {start} of {steps}")
 
     def save(step: int) -> None:
         tmp = state_path.with_suffix(".tmp")
         torch.save({"key": key, "pool_clips": len(waves), "step": step, "student": student.state_dict(),
                     "projector": projector.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history}, tmp)
+                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history,
+                    "seconds": seconds_before + time.time() - t0}, tmp)
         os.replace(tmp, state_path)
 
     student.train()
@@ -152,9 +154,9 @@ def pretrain_on_pool(student: nn.Module, waves: list[np.ndarray], recipe, work: 
             save(step + 1)
     bar.close()
     last = history[-1] if history else {"loss": float("nan"), "pair_acc": float("nan")}
+    minutes = (seconds_before + time.time() - t0) / 60  # the whole SSL run, resumed parts included
     summary = {"steps": steps, "pool_clips": len(waves), "pool_hours": sum(len(w) for w in waves) / 16000 / 3600,
-               "final_loss": last["loss"], "final_pair_acc": last["pair_acc"], "minutes": (time.time() - t0) / 60,
-               "history": history}
+               "final_loss": last["loss"], "final_pair_acc": last["pair_acc"], "minutes": minutes, "history": history}
     log(f"audio ssl: {steps} steps on {len(waves)} unlabelled clips, loss {last['loss']:.3f}, "
         f"pair accuracy {last['pair_acc']:.2f} ({summary['minutes']:.1f} min)")
     return summary
