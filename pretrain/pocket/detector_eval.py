@@ -352,15 +352,23 @@ def text_overlays(detector, images: list, names: list[str], embeddings: torch.Te
     return grid([f.draw(im) for f, im in zip(found, images)], columns), found
 
 
-def audio_demo(detector, clips: dict[str, str], images: list, threshold: float = 0.9, clip="pocket"):
+def audio_demo(detector, clips: dict[str, str], images: list, threshold: float = 0.9, clip="pocket",
+               best_only: bool = False):
     """Rows: one per clip (``{name: path}``, each a one-class audio prompt through
-    ``adapters.detic.from_audio``); columns: the images."""
+    ``adapters.detic.from_audio``); columns: the images. ``best_only``: draw each image's single best
+    box whatever its score (where the prompt points, and how sure it is, beside the other scenes)."""
+    import dataclasses  # noqa: PLC0415
+
     import adapters.detic as detic  # noqa: PLC0415
 
     tiles, found = [], {}
     for name, path in clips.items():
-        with detic.from_audio(path, detector=detector, threshold=threshold, names=[name], encoder=clip) as p:
+        with detic.from_audio(path, detector=detector, threshold=0.0 if best_only else threshold, names=[name],
+                              encoder=clip) as p:
             found[name] = [p.detect(im) for im in images]
+        if best_only:  # detections come highest score first
+            found[name] = [dataclasses.replace(f, boxes=f.boxes[:1], scores=f.scores[:1], labels=f.labels[:1],
+                                               masks=None if f.masks is None else f.masks[:1]) for f in found[name]]
         tiles += [f.draw(im) for f, im in zip(found[name], images)]
     return grid(tiles, len(images)), found
 
@@ -496,7 +504,10 @@ def write_figures(data, detector, folder, clip="pocket", report: dict | None = N
         picture, _ = audio_demo(detector, {"dog": str(shipped / "dog.wav"), "cow": str(shipped / "cow.wav")},
                                 dog_scenes + others, threshold, clip)
         picture.save(folder / "detector_audio_dog_demo.png")
-        written.append(folder / "detector_audio_dog_demo.png")
+        best, _ = audio_demo(detector, {"dog": str(shipped / "dog.wav"), "cow": str(shipped / "cow.wav")},
+                             dog_scenes + others, threshold, clip, best_only=True)
+        best.save(folder / "detector_audio_dog_demo_best_box.png")
+        written += [folder / "detector_audio_dog_demo.png", folder / "detector_audio_dog_demo_best_box.png"]
     if report is not None:
         plot_per_class(report, folder / "detector_per_class_ap.png")
         written.append(folder / "detector_per_class_ap.png")
