@@ -60,7 +60,7 @@ def test_the_default_models_find_the_barking_dog_at_0_9():
     assert any(n == "dog" and iou(b, DOG_IN_DOG_SCENE) >= 0.5 for n, b in zip(found.names, found.boxes.tolist()))
 
 
-@AT_0_9
+# passes since the audio encoder's self-supervised start (the held-out car sound scores its car 0.95)
 def test_the_overlay_script_finds_the_car_with_the_default_models(tmp_path):
     from demos import detect
 
@@ -84,15 +84,18 @@ def test_the_default_models_share_one_space_and_the_app_paints_with_them():
 
 
 def test_the_overlay_script_says_what_the_best_box_scored_when_none_passes(tmp_path, capsys):
-    """At 0.9 the pocket detector keeps nothing here; the line says what it would draw lower down."""
+    """At 0.9 the pocket detector keeps nothing for the bark here; the line says what it would draw lower down.
+
+    (Its best box is not the small dog of this scene, with this or the previous audio encoders.)"""
     from demos import detect
 
-    out = tmp_path / "car.png"
-    args = ["--audio", example_sound("car"), "--image", example_scene("scene_car_drums"), "--out", str(out)]
+    out = tmp_path / "dog.png"
+    args = ["--audio", example_sound("dog"), "--image", example_scene("scene_dog_drums"), "--out", str(out)]
     assert detect.main(args) == 0
     line = capsys.readouterr().out
-    assert "nothing above 0.9 (best box: car 0." in line, line
-    best = float(line.split("best box: car ")[1].split(";")[0])
+    assert "nothing above 0.9 (best box: dog 0." in line, line
+    best = float(line.split("best box: dog ")[1].split(";")[0])
     assert detect.main([*args, "--threshold", str(best - 0.01)]) == 0
-    record = json.loads(out.with_suffix(".json").read_text())
-    assert any(iou(d["box"], CAR_IN_CAR_SCENE) >= 0.5 for d in record["detections"]), record["detections"]
+    record = json.loads(out.with_suffix(".json").read_text())  # the box the line announced, now drawn
+    assert [d["name"] for d in record["detections"]][:1] == ["dog"], record["detections"]
+    assert abs(record["detections"][0]["score"] - best) < 0.006, (best, record["detections"])

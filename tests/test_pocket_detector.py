@@ -110,20 +110,20 @@ def scores_and_dog_ious(found, scene) -> list[tuple[float, float]]:
     return list(zip(found.scores.tolist(), box_iou(found.boxes, dog_box(scene)).max(dim=1).values.tolist()))
 
 
-DOG_PROMPTS = [pytest.param("text", "dog", marks=needs_text), pytest.param("audio", "dog.wav", marks=needs_audio)]
-
-
-# The audio encoder retrained on more sounds (AP50 35% of text vs 31% before, on 121 held-out clips)
-# puts its best box for the bark on the dog's face in scene 64 (score 0.19, IoU 0.41 with the dog):
-# on the dog, but not a detection by the IoU 0.5 rule. The encoder before it reached IoU 0.76 there.
-PARTIAL_BOX = pytest.mark.xfail(strict=True, reason="best box covers only the dog's face (IoU 0.41)")
+# The shipped audio encoder (self-supervised start, seed 0: best validation zero-shot and detection of
+# three seeds) ranks the dog first in both dog scenes, but its bark scores the dog in scene 161 at 0.045,
+# below a box in a scene without a dog (0.108). Seeds 1 and 2 of the same recipe, and the encoder
+# before it, pass; the shipped seed was chosen on validation figures, not on this clip.
+BARK_BELOW_ELSEWHERE = pytest.mark.xfail(strict=True, reason="the bark scores the dog in scene 161 at 0.045, "
+                                                              "a box in a dog-free scene at 0.108")
+CROSS_SCENE_PROMPTS = [pytest.param("text", "dog", marks=needs_text),
+                       pytest.param("audio", "dog.wav", marks=[needs_audio, BARK_BELOW_ELSEWHERE])]
 
 
 def _rank_cases():
     for scene in DOG_SCENES:
         for kind, prompt, mark in (("text", "dog", needs_text), ("audio", "dog.wav", needs_audio)):
-            marks = [mark] + ([PARTIAL_BOX] if kind == "audio" and "000064" in scene["image"] else [])
-            yield pytest.param(scene, kind, prompt, marks=marks, id=f"{scene['image']}-{kind}")
+            yield pytest.param(scene, kind, prompt, marks=[mark], id=f"{scene['image']}-{kind}")
 
 
 @pytest.mark.parametrize("scene,kind,prompt", list(_rank_cases()))
@@ -141,12 +141,27 @@ def test_on_the_dog_the_prompt_dog_outscores_other_classes(other):
     assert dog > rival, (other, dog, rival)
 
 
-@pytest.mark.parametrize("kind,prompt", DOG_PROMPTS)
+@pytest.mark.parametrize("kind,prompt", CROSS_SCENE_PROMPTS)
 def test_dog_prompts_score_higher_in_dog_scenes_than_anywhere_in_a_scene_without_one(kind, prompt):
     without = max(prompt_detections(prompt, s, kind).scores.max().item() for s in NO_DOG_SCENES)
     for scene in DOG_SCENES:
         best = [s for s, i in scores_and_dog_ious(prompt_detections(prompt, scene, kind), scene) if i > 0.3]
         assert max(best, default=0.0) > without, (scene["image"], best[:3], without)
+
+
+@needs_audio
+def test_best_box_figure_shows_each_scenes_single_best_detection():
+    """The card's figure: one box per scene, the same box and score the detector ranks first."""
+    from pretrain.pocket.detector_eval import audio_demo
+
+    scenes = DOG_SCENES + NO_DOG_SCENES
+    picture, found = audio_demo(None, {"dog": str(DATA / "dog.wav")}, [DATA / s["image"] for s in scenes],
+                                best_only=True)
+    assert picture.size[0] >= 256 * len(scenes) and picture.size[1] >= 256
+    for scene, shown in zip(scenes, found["dog"]):
+        everything = prompt_detections("dog.wav", scene, "audio")
+        assert len(shown) == 1 and shown.scores[0] == everything.scores[0]
+        assert torch.equal(shown.boxes[0], everything.boxes[0])
 
 
 @needs_audio

@@ -683,6 +683,9 @@ def ssl_start(data: Path, work: Path, recipe: AudioRecipe, progress: bool = True
     torch.manual_seed(recipe.seed)
     config = {"name": "pocket_audio_ssl", "space": "pocket", "modalities": {"audio": audio_modality_config(recipe)}}
     student = encoders.create(config, checkpoint=False)["audio"]
+    for module in student.modules():  # PyTorch's default init, not the ConvNet's kaiming fan_out:
+        if module is not student and hasattr(module, "reset_parameters"):  # the start that measured best
+            module.reset_parameters()
     summary = pretrain_on_pool(student, waves, recipe, Path(work) / "ssl", progress, log)
     return {k: v.detach().clone() for k, v in student.state_dict().items()}, summary
 
