@@ -113,7 +113,8 @@ def scores_and_dog_ious(found, scene) -> list[tuple[float, float]]:
 # The shipped audio encoder (self-supervised start, seed 0: best validation zero-shot and detection of
 # three seeds) ranks the dog first in both dog scenes, but its bark scores the dog in scene 161 at 0.045,
 # below a box in a scene without a dog (0.108). Seeds 1 and 2 of the same recipe, and the encoder
-# before it, pass; the shipped seed was chosen on validation figures, not on this clip.
+# before it, pass; seed 0 ships because it is the recipe's first seed (also the best on validation),
+# not because of this clip.
 BARK_BELOW_ELSEWHERE = pytest.mark.xfail(strict=True, reason="the bark scores the dog in scene 161 at 0.045, "
                                                               "a box in a dog-free scene at 0.108")
 CROSS_SCENE_PROMPTS = [pytest.param("text", "dog", marks=needs_text),
