@@ -800,14 +800,14 @@ def run_audio_stage(data: Path, out: Path, recipe: AudioRecipe, seeds: list[int]
 
 def heldout_summary(data: Path, split: str) -> dict:
     """How thin a held-out split is: its recordings, the categories with 1-2 clips, and dog's share."""
-    with open(Path(data) / "manifests" / f"audio_{split}.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    clips: dict[str, int] = {}
-    for row in rows:
-        clips[row["label"]] = clips.get(row["label"], 0) + 1
+    from collections import Counter  # noqa: PLC0415
+
+    from .manifests import AUDIO_COLUMNS, read_manifest  # noqa: PLC0415
+
+    rows = read_manifest(Path(data) / "manifests" / f"audio_{split}.csv", AUDIO_COLUMNS)
     dog = [row for row in rows if row["label"] == "dog"]
     return {"clips": len(rows), "recordings": len({row["recording"] for row in rows}),
-            "thin": sum(1 for n in clips.values() if n <= 2),
+            "thin": sum(1 for n in Counter(row["label"] for row in rows).values() if n <= 2),
             "dog_clips": len(dog), "dog_recordings": len({row["recording"] for row in dog})}
 
 

@@ -501,13 +501,11 @@ def write_figures(data, detector, folder, clip="pocket", report: dict | None = N
     if has_modality(clip, "audio")[0] and (shipped / "dog.wav").exists():
         dog_scenes = [im for r, im in zip(shipped_records, images) if any(o["label"] == "dog" for o in r["objects"])]
         others = [im for r, im in zip(shipped_records, images) if all(o["label"] != "dog" for o in r["objects"])]
-        picture, _ = audio_demo(detector, {"dog": str(shipped / "dog.wav"), "cow": str(shipped / "cow.wav")},
-                                dog_scenes + others, threshold, clip)
-        picture.save(folder / "detector_audio_dog_demo.png")
-        best, _ = audio_demo(detector, {"dog": str(shipped / "dog.wav"), "cow": str(shipped / "cow.wav")},
-                             dog_scenes + others, threshold, clip, best_only=True)
-        best.save(folder / "detector_audio_dog_demo_best_box.png")
-        written += [folder / "detector_audio_dog_demo.png", folder / "detector_audio_dog_demo_best_box.png"]
+        sounds = {"dog": str(shipped / "dog.wav"), "cow": str(shipped / "cow.wav")}
+        for best_only, name in ((False, "detector_audio_dog_demo.png"), (True, "detector_audio_dog_demo_best_box.png")):
+            picture, _ = audio_demo(detector, sounds, dog_scenes + others, threshold, clip, best_only=best_only)
+            picture.save(folder / name)
+            written.append(folder / name)
     if report is not None:
         plot_per_class(report, folder / "detector_per_class_ap.png")
         written.append(folder / "detector_per_class_ap.png")
