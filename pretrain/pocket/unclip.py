@@ -1134,7 +1134,8 @@ def write_model_card(path: Path, record: dict, figures: Path, out: Path) -> None
               "- Sound is the weak link: the held-out sound embeddings themselves name the right class zero-shot",
               "  about a third of the time (encoders/weights/pocket/MODEL_CARD.md), which bounds audio-conditioned",
               "  samples. In the shipped run, 4x longer UNet training (700 -> 2800 steps) lifted TEST image / text",
-              "  conditions from 0.11 / 0.13 to 0.27 / 0.38, audio only from 0.09 to 0.11.", ""]
+              "  conditions from 0.11 / 0.13 to 0.27 / 0.38, audio only from 0.09 to 0.11 (both audio figures measured",
+              "  before the audio-label fix of the evaluation, which moved the shipped figure by under a point).", ""]
     path.write_text("\n".join(lines))
 
 
