@@ -2,7 +2,6 @@
 and class prompts as images the pocket CLIP recognises well above chance (far below the issue's 70%:
 see the model card), is deterministic; plus a short real training run of the recipe (slow)."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,10 @@ import torch
 
 import adapters.unclip as unclip
 import encoders
+from tests.test_pocket_audio import POCKET_DATA
 
 HERE = Path(__file__).parent
 EXAMPLES = HERE / "data" / "pocket"
-POCKET_DATA = Path(os.environ.get("REBIND_POCKET_DATA", "/work/data/pocket"))  # as test_pocket_audio.py
 
 pytestmark = [
     pytest.mark.skipif(

@@ -150,6 +150,14 @@ def audio_modality_config(recipe: AudioRecipe) -> dict:
                            "mean": recipe.fbank_mean, "std": recipe.fbank_std}}
 
 
+def fbank_config(recipe: AudioRecipe):
+    """The ``encoders.AudioFbankConfig`` of the recipe's preprocessing (held-out clips, SSL views)."""
+    from encoders.audio import AudioFbankConfig
+    from encoders.config import from_dict
+
+    return from_dict(AudioFbankConfig, audio_modality_config(recipe)["preprocess"], "audio")
+
+
 def write_training_manifests(data: Path, work: Path, recipe: AudioRecipe) -> dict[str, Path]:
     """Manifests for pretrain: ``sounds.csv`` (audio,label: the train clips of categories that have
     pictures, thin categories repeated up to ``min_rows_per_class`` rows) and ``images.csv``
@@ -391,13 +399,12 @@ class HeldOut:
 
 
 def load_heldout(data: Path, split: str, recipe: AudioRecipe) -> HeldOut:
-    from encoders.audio import AudioFbankConfig, AudioPreprocessor
-    from encoders.config import from_dict
+    from encoders.audio import AudioPreprocessor
 
     from .manifests import read_manifest
 
     rows = read_manifest(data / "manifests" / f"audio_{split}.csv")
-    pre = AudioPreprocessor(from_dict(AudioFbankConfig, audio_modality_config(recipe)["preprocess"], "audio"))
+    pre = AudioPreprocessor(fbank_config(recipe))
     x = pre([str(data / r["path"]) for r in rows])
     return HeldOut(x, [r["label"] for r in rows], [r["path"] for r in rows])
 

@@ -50,15 +50,11 @@ class ViewMaker:
     """
 
     def __init__(self, waves: list[np.ndarray], recipe, rng: np.random.Generator):
-        from encoders.audio import AudioFbankConfig
-        from encoders.config import from_dict
-
         from ..augment import AudioBatchTransform
-        from .audio_encoder import audio_modality_config
+        from .audio_encoder import fbank_config
 
         self.waves, self.r, self.rng = waves, recipe, rng
-        self.transform = AudioBatchTransform(from_dict(AudioFbankConfig, audio_modality_config(recipe)["preprocess"],
-                                                       "audio"))
+        self.transform = AudioBatchTransform(fbank_config(recipe))
 
     def _crop(self, wave: np.ndarray) -> np.ndarray:
         length = int(16000 * self.r.clip_seconds * self.rng.uniform(*self.r.duration))
