@@ -85,14 +85,18 @@ class AudioBatchTransform:
         lengths = lengths.clamp(min=win)  # shorter than one window: one frame of padded signal
         if wave.shape[1] < win:
             wave = F.pad(wave, (0, win - wave.shape[1]))
-        mel, frames = kaldi_fbank(wave.float(), lengths, fb.sample_rate, fb.mel_bins,
-                                  fb.frame_length_ms, fb.frame_shift_ms)  # [B, F, mel]
-        b, total, _ = mel.shape
-        frames = frames.to(mel.device)
-        stretch = stretch.to(mel.device)
+        hop = int(fb.sample_rate * fb.frame_shift_ms * 0.001)
+        frames = 1 + (lengths - win).div(hop, rounding_mode="floor")  # kaldi_fbank's own count
         # each row's valid frames resampled to round(frames * stretch) output frames (linear,
         # endpoints kept), then cropped / zero-padded to target_frames like evaluation
-        out_frames = torch.round(frames.float() * stretch).clamp(min=1)
+        out_frames = torch.round(frames.float() * stretch.to(frames.device)).clamp(min=1)
+        # the fbank only of the frames that the first target_frames outputs read (+2: the right
+        # neighbour and float rounding); frames past the window cost a third of a step otherwise
+        last = (out_frames.clamp(max=fb.target_frames) - 1) * (frames.float() - 1) / (out_frames - 1).clamp(min=1)
+        mel, frames = kaldi_fbank(wave.float(), lengths, fb.sample_rate, fb.mel_bins, fb.frame_length_ms,
+                                  fb.frame_shift_ms, max_frames=int(last.max().floor().item()) + 3)  # [B, F, mel]
+        b, total, _ = mel.shape
+        frames, out_frames = frames.to(mel.device), out_frames.to(mel.device)
         t = torch.arange(fb.target_frames, device=mel.device, dtype=torch.float32)[None]
         src = t * (frames.float() - 1).clamp(min=0)[:, None] / (out_frames - 1).clamp(min=1)[:, None]
         i0 = src.floor().long().clamp(0, max(total - 1, 0))
