@@ -445,3 +445,64 @@ def test_trimming_a_clip_shorter_than_one_frame_keeps_it():
     # some game archives hold 3-sample "sounds"; trimming used to crash the build on them
     tiny = np.full(3, 0.5, dtype=np.float32)
     assert np.array_equal(A.trim_silence(tiny), tiny)
+
+
+# --- more emoji drawings: Iconify sets, split in their own cohort ----------------------------
+
+def _iconify_set() -> dict:
+    # IconifyJSON as the @iconify-json packages ship it: a shared viewBox, per-icon overrides, aliases
+    return {"prefix": "toy", "width": 36, "height": 36,
+            "icons": {"dog": {"body": '<circle cx="18" cy="18" r="12" fill="#a52"/>'},
+                      "wide": {"body": '<rect x="0" y="10" width="72" height="16" fill="#25a"/>', "width": 72}},
+            "aliases": {"dog-2": {"parent": "dog"}, "flipped": {"parent": "dog", "hFlip": True}}}
+
+
+def test_iconify_icons_render_through_aliases_with_their_own_view_box():
+    from pretrain.pocket.images import (OBJECT_PX, SIZE, ImageRenderError, iconify_icon_name, iconify_svg,
+                                        render_svg)
+
+    icons = _iconify_set()
+    chars = {"1f415": "dog", "1f436": "dog-2", "1f43a": "wolf"}
+    assert iconify_icon_name(icons, chars, "1F415") == "dog"
+    assert iconify_icon_name(icons, chars, "1F436") == "dog-2"  # an alias counts
+    assert iconify_icon_name(icons, chars, "1F43A") is None  # named, but not in this set
+    assert iconify_icon_name(icons, chars, "1F408") is None  # not named at all
+
+    dog = np.asarray(render_svg(iconify_svg(icons, "dog-2"), name="toy:dog-2"))
+    assert dog.shape == (SIZE, SIZE, 4)
+    ys, xs = np.nonzero(dog[..., 3] > 8)
+    assert max(xs.max() - xs.min(), ys.max() - ys.min()) + 1 == pytest.approx(OBJECT_PX, abs=2)
+    assert tuple(dog[SIZE // 2, SIZE // 2, :3]) == pytest.approx((0xAA, 0x55, 0x22), abs=3)
+    wide = np.asarray(render_svg(iconify_svg(icons, "wide"), name="toy:wide"))
+    ys, xs = np.nonzero(wide[..., 3] > 8)
+    # the icon's own width (72) is its viewBox: the bar is whole, 72 x 16 -> about 4.5 : 1
+    assert (xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1) == pytest.approx(4.5, rel=0.1)
+    with pytest.raises(ImageRenderError, match=r"toy:flipped.*hFlip"):
+        iconify_svg(icons, "flipped")
+    with pytest.raises(ImageRenderError, match="toy:cat: no such icon"):
+        iconify_svg(icons, "cat")
+
+
+def test_adding_later_cohort_drawings_keeps_every_earlier_drawing_in_its_split():
+    from PIL import Image as PILImage
+
+    from pretrain.pocket.data import image_split
+    from pretrain.pocket.images import RenderedImage
+
+    blank = PILImage.new("RGBA", (4, 4))
+
+    def render(cat, group, cohort=0, style="noto"):
+        return RenderedImage(cat, style, group, group, "src", "path", "lic", blank, cohort=cohort)
+
+    earlier = ([render("dog", f"noto:{i}") for i in range(6)] + [render("dog", "stamp:a", style="stamp"),
+               render("dog", "stamp:b", style="stamp")] + [render("owl", f"noto:{i}") for i in range(2)])
+    later = [render(cat, f"{artist}:{i}", cohort=1, style=artist)
+             for cat in ("dog", "owl") for artist in ("twemoji", "fluent", "emojione") for i in range(3)]
+    before = image_split(earlier, seed=0)
+    after = image_split(earlier + later, seed=0)
+    assert {k: after[k] for k in before} == before
+    # the later drawings are split among themselves: each held-out side gets some of them
+    for cat in ("dog", "owl"):
+        sides = [after[(cat, r.group)] for r in later if r.category == cat]
+        assert {"train", "val", "test"} <= set(sides)
+    assert image_split(earlier + later, seed=0) == after  # deterministic

@@ -28,8 +28,9 @@ import numpy as np
 from . import audio as A
 from .categories import CATEGORIES, Category, slug
 from .collect import collect_clips, collect_stamps
-from .images import (BACKGROUNDS, ImageRenderError, RenderedImage, contact_sheet, load_background,
-                     render_noto, render_raster, render_svg, stamp_group)
+from .images import (BACKGROUNDS, ICONIFY_CHARS, ICONIFY_STYLES, ImageRenderError, RenderedImage,
+                     contact_sheet, iconify_icon_name, iconify_svg, load_background, render_noto,
+                     render_raster, render_svg, stamp_group)
 from .manifests import AUDIO_COLUMNS, IMAGE_COLUMNS, SPLITS, assign_splits, write_manifest
 from .sources import (SOURCE_BY_KEY, FetchedSource, SourceError, fetch_sources, write_sources_json,
                       write_text_atomic)
@@ -149,6 +150,35 @@ def render_category_images(fetched: dict[str, FetchedSource], categories: tuple[
                                      stamp.license, img))
         if not any(r.category == cat.name for r in out):
             log.append(f"images: {cat.name} has no picture at all ({cat.why or 'no emoji/stamp'})")
+    # later cohorts after all earlier renders, so the earlier manifest rows keep their order
+    out.extend(render_iconify_images(fetched, categories, log))
+    return out
+
+
+def render_iconify_images(fetched: dict[str, FetchedSource], categories: tuple[Category, ...],
+                          log: list[str]) -> list[RenderedImage]:
+    """The categories' emoji in every ICONIFY_STYLES set that has them."""
+    def package_json(key: str, name: str) -> dict:
+        return json.loads((fetched[key].root / "package" / name).read_text(encoding="utf-8"))
+
+    chars = package_json(ICONIFY_CHARS, "chars.json")
+    out: list[RenderedImage] = []
+    for style, key, drawing in _tqdm(ICONIFY_STYLES, desc="images: iconify", unit="set"):
+        icon_set, source = package_json(key, "icons.json"), SOURCE_BY_KEY[key]
+        for cat in categories:
+            for eid in cat.emoji:
+                name = iconify_icon_name(icon_set, chars, eid)
+                if name is None:
+                    log.append(f"images: no {style} icon for {cat.name} {eid}")
+                    continue
+                try:
+                    img = render_svg(iconify_svg(icon_set, name), name=f"{key}:{name}")
+                except ImageRenderError as err:
+                    log.append(f"images: skipped {style} {eid}: {err}")
+                    continue
+                out.append(RenderedImage(cat.name, style, eid, f"{drawing}:{eid}", key,
+                                         f"package/icons.json#{name}", source.license, img,
+                                         cohort=source.cohort))
     return out
 
 
@@ -157,19 +187,20 @@ def image_split(renders: list[RenderedImage], seed: int) -> dict[tuple[str, str]
     each held-out side gets both kinds when a category has enough; with exactly two drawings
     of a kind, one is held out for test (a genuinely unseen drawing)."""
     split: dict[tuple[str, str], str] = {}
-    families: dict[tuple[str, str], list[str]] = defaultdict(list)
+    families: dict[tuple[str, str, int], list[str]] = defaultdict(list)
     for r in renders:
         fam = "stamp" if r.style == "stamp" else "emoji"
-        if r.group not in families[(r.category, fam)]:
-            families[(r.category, fam)].append(r.group)
-    for (cat, fam), groups in families.items():
+        if r.group not in families[(r.category, fam, r.cohort)]:
+            families[(r.category, fam, r.cohort)].append(r.group)
+    for (cat, fam, cohort), groups in families.items():
         if len(groups) == 2:
             ordered = sorted(groups)
-            rng = np.random.default_rng([seed, len(cat), sum(map(ord, cat + fam))])
+            rng = np.random.default_rng([seed, len(cat), sum(map(ord, cat + fam))] + [cohort] * (cohort > 0))
             test = ordered[int(rng.integers(2))]
             split.update({(cat, g): ("test" if g == test else "train") for g in groups})
         else:
-            for g, s in assign_splits(groups, f"{cat}/{fam}", seed).items():
+            label = f"{cat}/{fam}" if cohort == 0 else f"{cat}/{fam}/cohort{cohort}"
+            for g, s in assign_splits(groups, label, seed).items():
                 split[(cat, g)] = s
     return split
 
@@ -201,6 +232,11 @@ def save_backgrounds(out: Path) -> list[str]:
     return list(BACKGROUNDS)
 
 
+def image_cohort(row: dict) -> int:
+    """The cohort of an image manifest row's source (its `source` column is "key:path")."""
+    return SOURCE_BY_KEY[row["source"].split(":", 1)[0]].cohort
+
+
 def build_scenes(out: Path, image_rows: list[dict], counts: dict[str, int], seed: int) -> dict[str, int]:
     from PIL import Image  # noqa: PLC0415
     from .scenes import Camera, SceneItem, write_scenes  # noqa: PLC0415
@@ -208,8 +244,9 @@ def build_scenes(out: Path, image_rows: list[dict], counts: dict[str, int], seed
     camera = Camera()
     written = {}
     for split, count in counts.items():
+        # scenes keep to the first cohort's pictures, so adding a picture source leaves them as they were
         items = [SceneItem(r["label"], Image.open(out / r["path"]).convert("RGBA"), r["path"])
-                 for r in image_rows if r["split"] == split]
+                 for r in image_rows if r["split"] == split and image_cohort(r) == 0]
         if not items or count <= 0:
             written[split] = 0
             continue
@@ -287,12 +324,14 @@ See ATTRIBUTION.md for sources and licences and sources.json for the pinned arti
 
 Splits are made by RECORDING for audio (variants of one take never straddle splits; see
 manifests/recordings.csv for every clip kept or dropped and why) and by DRAWING / PHOTO for
-images (the colour and line-art OpenMoji of one emoji are one drawing). `extra` categories are
+images (the colour and line-art OpenMoji of one emoji are one drawing, and so are Fluent's colour
+and flat renderings; each other artist's emoji is a drawing of its own). `extra` categories are
 thin (fewer than 5 recordings) or lack pictures: use them for few-shot or leave them out; they
 are never needed by the main set.
 
 Scenes: {scenes} (256x256, RGB + disparity .npy + instance mask PNG, records in
-manifests/scenes_<split>.jsonl; held-out scenes use only held-out images).
+manifests/scenes_<split>.jsonl; held-out scenes use only held-out images, and only the first
+cohort's: Noto, OpenMoji and the tuxpaint stamps).
 
 {table}
 

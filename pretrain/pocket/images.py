@@ -1,4 +1,5 @@
-"""Pictures of every category: Noto and OpenMoji emoji renders and tuxpaint photo cut-outs.
+"""Pictures of every category: emoji renders (Noto, OpenMoji, and the Iconify packages of Twemoji,
+Fluent, EmojiOne, FxEmoji and Streamline) and tuxpaint photo cut-outs.
 
 All are normalised the same way: RGBA, the object cropped to its alpha box, scaled to fit
 OBJECT_PX and centred on a transparent SIZE x SIZE canvas (alpha kept for compositing).
@@ -54,13 +55,49 @@ def render_noto(font_path: Path, emoji_id: str) -> Image.Image:
     return normalise(canvas, f"Noto {emoji_id}")
 
 
-def render_svg(svg: Path, px: int = 512) -> Image.Image:
+def render_svg(svg: Path | str, px: int = 512, name: str | None = None) -> Image.Image:
+    """An SVG file (Path) or document (str) -> normalised render."""
     import cairosvg  # noqa: PLC0415  (PyPI cairosvg; needs the cairo library)
+    name = name or str(svg)
+    source = {"url": str(svg)} if isinstance(svg, Path) else {"bytestring": svg.encode()}
     try:
-        png = cairosvg.svg2png(url=str(svg), output_width=px)
+        png = cairosvg.svg2png(**source, output_width=px)
     except Exception as err:  # cairosvg raises many kinds
-        raise ImageRenderError(f"{svg}: cairosvg cannot render it ({err})") from None
-    return normalise(Image.open(io.BytesIO(png)), str(svg))
+        raise ImageRenderError(f"{name}: cairosvg cannot render it ({err})") from None
+    return normalise(Image.open(io.BytesIO(png)), name)
+
+
+def iconify_icon_name(icon_set: dict, chars: dict[str, str], emoji_id: str) -> str | None:
+    """The icon of an emoji in an Iconify emoji set (icons.json), or None when the set lacks it.
+    ``chars`` maps lower-case codepoints ("1f415") to Iconify's emoji names, which all Iconify
+    emoji sets share (several sets ship an empty chars.json, so one set's map serves all)."""
+    name = chars.get(emoji_id.lower())
+    if name is None or (name not in icon_set["icons"] and name not in icon_set.get("aliases", {})):
+        return None
+    return name
+
+
+def iconify_svg(icon_set: dict, name: str) -> str:
+    """The SVG document of one icon of an Iconify JSON set (IconifyJSON format: a shared
+    viewBox default, per-icon overrides, aliases pointing at a parent)."""
+    icons, aliases = icon_set["icons"], icon_set.get("aliases", {})
+    key = name
+    while key not in icons:
+        alias = aliases.get(key)
+        if alias is None:
+            raise ImageRenderError(f"iconify {icon_set.get('prefix')}:{name}: no such icon")
+        if set(alias) - {"parent"}:  # rotations/flips would need a transform: none of ours has one
+            raise ImageRenderError(f"iconify {icon_set.get('prefix')}:{name}: alias transforms "
+                                   f"{sorted(set(alias) - {'parent'})} are not supported")
+        key = alias["parent"]
+    icon = icons[key]
+    if icon.get("rotate") or icon.get("hFlip") or icon.get("vFlip"):
+        raise ImageRenderError(f"iconify {icon_set.get('prefix')}:{name}: transforms are not supported")
+    left, top = (icon.get(k, icon_set.get(k, 0)) for k in ("left", "top"))
+    width, height = (icon.get(k, icon_set.get(k, 16)) for k in ("width", "height"))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'viewBox="{left} {top} {width} {height}" width="{width}" height="{height}">'
+            f'{icon["body"]}</svg>')
 
 
 def render_raster(path: Path) -> Image.Image:
@@ -73,13 +110,22 @@ def render_raster(path: Path) -> Image.Image:
 @dataclass
 class RenderedImage:
     category: str
-    style: str  # "noto" | "openmoji" | "openmoji-line" | "stamp"
+    style: str  # "noto" | "openmoji" | "openmoji-line" | "stamp" | an ICONIFY_STYLES style
     item: str  # id within the style (emoji id, stamp name)
     group: str  # split unit: renders of one drawing share it (openmoji colour + line art)
     source: str
     source_path: str
     license: str
     image: Image.Image
+    cohort: int = 0  # the source's cohort: groups split within their cohort (sources.Source)
+
+
+# Emoji styles taken from Iconify JSON packages: (style, source key, drawing). Renders of one
+# drawing share a split group: Fluent's flat and its gradient ("colour") renderings are one.
+ICONIFY_STYLES = (("twemoji", "twemoji", "twemoji"), ("fluent", "fluent-emoji", "fluent"),
+                  ("fluent-flat", "fluent-emoji-flat", "fluent"), ("emojione", "emojione", "emojione"),
+                  ("fxemoji", "fxemoji", "fxemoji"), ("streamline", "streamline-emojis", "streamline"))
+ICONIFY_CHARS = "twemoji"  # the set whose chars.json names the emoji for all of them
 
 
 _STAMP_VARIANT = re.compile(r"[-_]?\d+$")

@@ -2,7 +2,8 @@
 
 Every artifact is pinned by version AND sha256: a download (or a cached copy) whose hash differs
 from the pin is refused, so a build is reproducible or fails loudly. Debian packages come with
-`apt-get download PKG=VER` (no install), OpenMoji with `npm pack openmoji@VER`, and the
+`apt-get download PKG=VER` (no install), OpenMoji and the Iconify emoji sets with
+`npm pack PKG@VER`, and the
 background photos ship inside the installed scikit-image wheel (no download).
 """
 
@@ -33,8 +34,8 @@ class Source:
     sha256: str  # of the downloaded artifact; empty for "wheel" (nothing is downloaded)
     license: str  # licence of the media we take when the package's copyright file says nothing
     what: str  # what we use from it
-    # Recordings are split train/val/test within their cohort: a source added later gets a
-    # higher cohort, so adding it never moves an existing recording to another split.
+    # Recordings and drawings are split train/val/test within their cohort: a source added later
+    # gets a higher cohort, so adding it never moves an existing recording or drawing to another split.
     cohort: int = 0
 
 
@@ -137,6 +138,27 @@ SOURCES: tuple[Source, ...] = (
     Source("openmoji", "npm", "openmoji", "17.0.0",
            "55ee7d13485dec86e9f38c1f3a645a13382d33ff97c0cd845ee824b0aef45e68", "CC-BY-SA-4.0",
            "OpenMoji colour and black line-art SVGs (emoji renders, second and third style)"),
+    # More emoji drawings (cohort 1: their drawings split among themselves, so the earlier
+    # renders keep their splits). One IconifyJSON file each, licence as the package states.
+    Source("twemoji", "npm", "@iconify-json/twemoji", "1.2.5",
+           "19046dff7d8707ce96212ec86468b36ac5f8e60409629dd13f809265c6d0ebb7", "CC-BY-4.0",
+           "Twemoji (Twitter / jdecked) SVGs, and the codepoint -> name map of all Iconify sets",
+           cohort=1),
+    Source("fluent-emoji", "npm", "@iconify-json/fluent-emoji", "1.2.7",
+           "8044210dbf11e016d4de85f15d01a243423bd832457e7e2491df1b751c0e272b", "MIT",
+           "Microsoft Fluent Emoji, colour (gradient) SVGs", cohort=1),
+    Source("fluent-emoji-flat", "npm", "@iconify-json/fluent-emoji-flat", "1.2.6",
+           "7d064769dee690815f823bc5bcc511d957198caf9f5edd8dd9c1aa48a6aeb175", "MIT",
+           "Microsoft Fluent Emoji, flat SVGs (the same drawings as the colour ones)", cohort=1),
+    Source("emojione", "npm", "@iconify-json/emojione", "1.2.3",
+           "26a14f44284407e8bcde91799388dca2bfd91dbcd55a97f425524a1c5b73610e", "CC-BY-4.0",
+           "EmojiOne (EmojiTwo) SVGs", cohort=1),
+    Source("fxemoji", "npm", "@iconify-json/fxemoji", "1.2.2",
+           "f3e72b3c59d05e1db03b7e308d55c0d05bd7ba3f625a90da1b79313c12858eef", "Apache-2.0",
+           "Mozilla FxEmoji SVGs", cohort=1),
+    Source("streamline-emojis", "npm", "@iconify-json/streamline-emojis", "1.2.4",
+           "5dac87c876b322500989828c5823143e0100d78881627a2e4081a4b897cbfdbc", "CC-BY-4.0",
+           "Streamline emoji SVGs", cohort=1),
     Source("skimage", "wheel", "scikit-image", "installed", "",
            "BSD-3-Clause (per image: public domain / CC0 / CC-BY, see skimage/data/README.txt)",
            "background photos and textures bundled in the wheel"),
@@ -209,7 +231,8 @@ def download_deb(source: Source, cache: Path) -> Path:
 def download_npm(source: Source, cache: Path) -> Path:
     npm_dir = cache / "npm"
     npm_dir.mkdir(parents=True, exist_ok=True)
-    path = npm_dir / f"{source.package}-{source.version}.tgz"
+    # npm pack names "@scope/name" packages scope-name-VER.tgz
+    path = npm_dir / f"{source.package.lstrip('@').replace('/', '-')}-{source.version}.tgz"
     if _verified(path, source):
         return path
     _run(["npm", "pack", f"{source.package}@{source.version}", "--silent"], npm_dir)
@@ -247,7 +270,8 @@ def extract_npm(tgz: Path, dest: Path) -> Path:
             members = [m for m in tar.getmembers() if m.isfile() and
                        (m.name.startswith(("package/color/svg/", "package/black/svg/")) or
                         m.name in ("package/LICENSE.txt", "package/package.json",
-                                   "package/README.md"))]
+                                   "package/README.md", "package/icons.json", "package/chars.json",
+                                   "package/info.json"))]
             tar.extractall(tmp, members=members, filter="data")
     return _atomic_extract(dest, fill)
 
