@@ -205,3 +205,22 @@ def test_ssl_without_a_pool_names_the_command_that_adds_it(tmp_path):
 
     with pytest.raises(PoolError, match="python -m pretrain.pocket pool --data"):
         load_pool(tmp_path)
+
+
+def test_a_run_stopped_by_a_signal_stops_the_stage_instead_of_evaluating_and_shipping_it():
+    # pretrain's Trainer stops cleanly on SIGTERM and returns; the stage used to evaluate the truncated
+    # model, train the next seed and write it to the weights folder
+    from pretrain.pocket.audio_encoder import run_with_curves
+    from pretrain.train import TrainResult
+
+    class StoppedTrainer:  # what pretrain's Trainer returns after SIGTERM at step 347 of 700
+        step_num, total_steps = 347, 700
+
+        def run(self, callback):
+            return TrainResult(Path("run"), None, 347, 700, 1.0, "pocket", Path("run/metrics.csv"), None,
+                               interrupted=True, signal=15)
+
+    evaluated = []
+    with pytest.raises(KeyboardInterrupt, match="audio emergent_seed0: stopped by signal 15 at step 347 of 700"):
+        run_with_curves(StoppedTrainer(), 0, lambda step: evaluated.append(step) or {}, "audio emergent_seed0", print)
+    assert evaluated == []

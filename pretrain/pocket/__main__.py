@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, (help_text, add_arguments, _) in STEPS.items():
         add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
-    return STEPS[args.step][2](args)
+    try:
+        return STEPS[args.step][2](args)
+    except KeyboardInterrupt as err:  # Ctrl-C / SIGTERM: say where it stopped, no traceback
+        print(f"stopped: {err}" if str(err) else "stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

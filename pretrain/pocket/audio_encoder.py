@@ -505,6 +505,12 @@ def run_with_curves(trainer, eval_every: int, evaluate_now: Callable[[int], dict
     t0 = time.time()
     result = trainer.run(callback)
     seconds = time.time() - t0
+    if result.interrupted:
+        # the Trainer stops cleanly on SIGINT/SIGTERM; a stage must not go on to evaluate and
+        # ship the truncated model (the pocket runs always restart from scratch)
+        how = f"signal {result.signal}" if result.signal else "its callback"
+        raise KeyboardInterrupt(f"{label}: stopped by {how} at step {result.step} of "
+                                f"{result.total_steps}; nothing was written to the weights folder, rerun the stage")
     final = evaluate_now(trainer.step_num)
     curves.append(final)
     log(f"{label}: {seconds / 60:.1f} min; val " + ", ".join(f"{k} {v:.3f}" for k, v in final.items() if k != "step"))
