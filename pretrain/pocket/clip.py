@@ -709,7 +709,13 @@ def model_card_section(recipe: ClipRecipe, result: dict, run: dict, figures_rel:
     rows += "".join(f"\n| {split} scene crops (visible >= {v['min_visible']:.0%}) | {v['n']} | {v['top1']:.1%} | "
                     f"{v['top5']:.1%} | - |" for split, v in r["scene_crops"].items())
     wrong = mistakes(r, "test")
-    wrong_md = "\n".join(f"- {w}" for w in wrong) or "- none"
+    emoji = [st for st in run.get("styles", []) if st != "stamp"]
+    styles = (f"emoji in {len(emoji)} styles: {', '.join(emoji)}; tuxpaint photo cut-outs" if emoji
+              else "emoji and tuxpaint photo cut-outs")
+    shown = 25  # the card stays readable; clip_recipe.json lists every mistake
+    wrong_md = "\n".join(f"- {w}" for w in wrong[:shown]) or "- none"
+    if len(wrong) > shown:
+        wrong_md += f"\n- ... and {len(wrong) - shown} more (all in `clip_recipe.json`, `test_mistakes`)"
     return f"""{CARD_START}
 ## pocket CLIP (vision + text)
 
@@ -723,10 +729,10 @@ exact recipe and data fingerprints of this run: `clip_recipe.json`; curves: `cli
   {recipe.text['context_length']} tokens, CLIP BPE tokenizer; {recipe.embed_dim}-d `pocket` space;
   {run['params_m']:.2f}M parameters ({run['vision_params_m']:.2f}M vision); learned logit scale
   {run['logit_scale']:.1f}. Weights stored as {recipe.save_dtype} ({run['size_mb']:.1f} MB).
-- **Data:** the pocket world's train split only: {run['train_renders']} renders (Noto and OpenMoji
-  emoji, tuxpaint photo cut-outs) of {run['image_classes']} classes and {run['train_crops']} crops of
-  objects in the train scenes; val/test hold out whole drawings/photos (the colour and line-art
-  OpenMoji of one emoji share a split). xylophone has no picture: it is a text-only class.
+- **Data:** the pocket world's train split only: {run['train_renders']} renders ({styles}) of
+  {run['image_classes']} classes and {run['train_crops']} crops of objects in the train scenes; val/test
+  hold out whole drawings/photos (the colour and line-art OpenMoji of one emoji share a split, as do
+  Fluent's colour and flat ones). xylophone has no picture: it is a text-only class.
 - **Recipe:** {recipe.steps} steps; each step {recipe.renders_per_class} augmented views of every
   image class (about {recipe.scene_crop_fraction:.0%} from scene crops) and {recipe.captions_per_class}
   captions of every class, label-aware CLIP loss (exact: no same-label pair is a negative); augmentation:
@@ -752,11 +758,11 @@ Class text embeddings (prompt ensembles, {len(r['classes'])} classes): mean off-
 ![confusion]({figures_rel['confusion']})
 ![curves]({figures_rel['curves']})
 
-Test renders misclassified:
+Test renders misclassified ({len(wrong)} of {rend['test']['n']}):
 {wrong_md}
 
 ### Known weaknesses
-- Trained on ~200 drawings: it knows these {len(r['classes'])} categories in emoji / cut-out style,
+- Trained on {run['train_renders']} pictures: it knows these {len(r['classes'])} categories in emoji / cut-out style,
   nothing else. Text outside the vocabulary of its captions reaches untrained token embeddings.
 - Held-out sets are small (val {rend.get('val', {}).get('n', 0)}, test {rend['test']['n']} renders): one
   image is {1 / max(1, rend['test']['n']):.1%} of the test figure.
@@ -801,7 +807,8 @@ def run_clip_stage(data: Path, out: Path, recipe: ClipRecipe, progress: bool = T
     run = {"minutes": trained.seconds / 60, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
            "vision_params_m": sum(p.numel() for p in model.visual.parameters()) / 1e6,
            "logit_scale": model.logit_scale.exp().item(), "size_mb": size / 1e6,
-           "train_renders": len(image_rows(data, "train")), "image_classes": len({r["label"] for r in image_rows(data, "train")}),
+           "train_renders": len(image_rows(data, "train")),
+           "styles": sorted({r["style"] for r in image_rows(data, "train")}), "image_classes": len({r["label"] for r in image_rows(data, "train")}),
            "train_crops": len(scene_crops(data, "train", recipe.scene_min_visible, recipe.scene_margin))
            if recipe.scene_crop_fraction > 0 else 0}
     recipe_record = {

@@ -375,7 +375,8 @@ def build(out: Path, cache: Path, categories: tuple[Category, ...], n_scenes: in
                     "test": max(1, n_scenes // 10) if n_scenes else 0}
     scenes = build_scenes(out, image_rows, scene_counts, seed)
     sheet_rows = [(c.name, [r.image for r in renders if r.category == c.name]) for c in categories]
-    contact_sheet(sheet_rows).save(out / "contact_sheet.png")
+    widest = max((len(images) for _, images in sheet_rows), default=12)
+    contact_sheet(sheet_rows, per_row=min(40, max(12, widest))).save(out / "contact_sheet.png")  # every render
     write_attribution(out, fetched, audio_rows, image_rows)
     from .pool import build_pool  # noqa: PLC0415  (after the held-out clips it must avoid)
     build_pool(out, fetched, log=log)

@@ -1042,12 +1042,12 @@ def write_model_card(path: Path, record: dict, figures: Path, out: Path) -> None
         f"pocket CLIP IMAGE embeddings (space `{record['space']}`, {record['unet_config']['projection_class_embeddings_input_dim'] // 2}-d), "
         f"{IMAGE_SIZE}x{IMAGE_SIZE} output. rebind's embedded default for",
         "`adapters.unclip.from_audio / from_text / from_image` when no pipeline is given.",
-        "Rebuild: `python -m pretrain.pocket train --data /work/data/pocket --stages unclip` "
+        "Rebuild: `python -m pretrain.pocket train --data DIR --stages unclip` "
         "(recipe and results of this run: `unclip_recipe.json`; training curves: `unclip_metrics.csv`).",
         "",
         "## Data",
         "",
-        f"The {record['data']['train_renders']} TRAIN renders of the pocket data (emoji in two OpenMoji styles and Noto,",
+        f"The {record['data']['train_renders']} TRAIN renders of the pocket data (emoji drawings of several artists,",
         "Tux Paint photo cut-outs; 128x128 RGBA, see the data's README and ATTRIBUTION.md), resized to 64 px",
         f"and composited on white as `encoders` composites RGBA; {r['views_per_image']} views per render (the clean render",
         f"plus random scale / rotation / shift / flip / mild colour jitter) = {record['data']['cached_views']} cached views.",
@@ -1123,17 +1123,17 @@ def write_model_card(path: Path, record: dict, figures: Path, out: Path) -> None
         lines += [f"{kind}-conditioned samples, a row per class (red frame: the CLIP assigned it to another class):", "",
                   f"![{kind}]({rel}/unclip_samples_{kind}.png)", ""]
     lines += ["## Limits", "",
-              "- 64x64 pixels, trained on ~200 drawings: it redraws what it saw (close variations of training renders),",
+              f"- 64x64 pixels, trained on {record['data']['train_renders']} pictures: it redraws what it saw (close variations of training renders),",
               "  it does not compose new scenes; backgrounds are always white.",
               "- Judged by the same small CLIP it is conditioned on: a sample can satisfy that CLIP without looking",
               "  convincing to a person (see the grids).",
               "- Text and audio embeddings are off the image-embedding manifold (the modality gap); the class-mean",
-              "  conditions and noise augmentation are what make them usable. In the shipped run, shifting sound",
+              "  conditions and noise augmentation are what make them usable. In an earlier run (204 train renders), shifting sound",
               "  embeddings by the difference of the train audio and image means (a modality-gap fix) lowered VAL",
               "  audio from 0.19 to 0.14.",
               "- Sound is the weak link: the held-out sound embeddings themselves name the right class zero-shot",
               "  about a third of the time (encoders/weights/pocket/MODEL_CARD.md), which bounds audio-conditioned",
-              "  samples. In the shipped run, 4x longer UNet training (700 -> 2800 steps) lifted TEST image / text",
+              "  samples. In that earlier run, 4x longer UNet training (700 -> 2800 steps) lifted TEST image / text",
               "  conditions from 0.11 / 0.13 to 0.27 / 0.38, audio only from 0.09 to 0.11 (both audio figures measured",
               "  before the audio-label fix of the evaluation, which moved the shipped figure by under a point).", ""]
     path.write_text("\n".join(lines))
