@@ -124,7 +124,7 @@ def test_short_training_run_lowers_the_losses():
 
     classes = ["dog", "car", "bell"]
     renders = load_renders(POCKET_DATA, "train", classes=classes)
-    vae_recipe = VaeRecipe(block_out_channels=(16, 32, 32), steps=60, batch_size=8, crop=32, lr=2e-3,
+    vae_recipe = VaeRecipe(block_out_channels=(16, 32, 32), steps=100, batch_size=8, crop=32, lr=2e-3,
                            warmup_steps=5)
     vae, vae_history = train_vae(renders, vae_recipe, ViewConfig(), seed=0, progress=False)
     clip = load_clip()
