@@ -203,28 +203,56 @@ def test_average_precision_counts_duplicates_and_wrong_classes_as_false_positive
 
 # ---------------------------------------------------------------------------------- training
 
-@pytest.mark.slow
-def test_a_short_run_of_the_recipe_on_the_shipped_scenes_lowers_the_loss(tmp_path):
-    from pretrain.pocket.detector import (CLASS_NAMES, ClassEmbeddings, DetectorRecipe, SceneSet,
-                                          save_trained_detector, train_detector)
+def shipped_scenes_as_training_data(folder: Path):
+    """The shipped scenes as a tiny data directory, and the shipped vocabulary standing in for the
+    CLIP's text embeddings (no encoder needed)."""
+    from pretrain.pocket.detector import CLASS_NAMES, ClassEmbeddings, SceneSet
 
-    # the shipped scenes as a tiny data directory
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "manifests" / "scenes_train.jsonl").write_text((DATA / "scenes.jsonl").read_text())
+    (folder / "manifests").mkdir()
+    (folder / "manifests" / "scenes_train.jsonl").write_text((DATA / "scenes.jsonl").read_text())
     for scene in SCENES:
-        (tmp_path / scene["image"]).write_bytes((DATA / scene["image"]).read_bytes())
-    train = SceneSet.load(tmp_path, "train")
-    # the shipped vocabulary stands in for the CLIP's text embeddings (no encoder needed)
+        (folder / scene["image"]).write_bytes((DATA / scene["image"]).read_bytes())
     shipped = detic.load_detector()
     text = torch.stack([shipped.get_class_embeddings()[shipped.class_names.index(n)] for n in CLASS_NAMES])
-    classes = ClassEmbeddings(CLASS_NAMES, "pocket", text, {})
+    return SceneSet.load(folder, "train"), ClassEmbeddings(CLASS_NAMES, "pocket", text, {})
+
+
+@pytest.mark.slow
+def test_a_short_run_of_the_recipe_on_the_shipped_scenes_lowers_the_loss(tmp_path):
+    from pretrain.pocket.detector import CLASS_NAMES, DetectorRecipe, save_trained_detector, train_detector
+
+    train, classes = shipped_scenes_as_training_data(tmp_path)
     recipe = DetectorRecipe(steps=40, batch_size=2, warmup_steps=5, optimizer="adamw", lr=1e-3, weight_decay=0.05,
                             eval_every=0, embedding_mix_prob=0.0, synthetic_fraction=0.0)
     result = train_detector(train, classes, recipe, progress=False, metrics_csv=tmp_path / "metrics.csv")
     losses = [m["loss"] for m in result.metrics]
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:5]) / 5, losses
     assert (tmp_path / "metrics.csv").read_text().count("\n") == 41
+    assert not (tmp_path / "metrics.csv.partial").exists()
     saved = save_trained_detector(result.model, recipe, tmp_path / "det")
     again = detic.load_detector(saved)
     assert again.class_names == list(CLASS_NAMES) and again.config.min_size == [recipe.test_size]
     assert json.loads((saved / "recipe.json").read_text())["recipe"]["steps"] == 40
+
+
+def test_a_stopped_training_run_leaves_the_folders_metrics_csv_untouched(tmp_path):
+    """Retraining into a folder that holds a detector (the shipped one) and stopping it (Ctrl-C)
+    must not leave that detector's metrics.csv half overwritten: the live curve is a .partial file."""
+    from pretrain.pocket.detector import DetectorRecipe, train_detector
+
+    train, classes = shipped_scenes_as_training_data(tmp_path)
+    existing = tmp_path / "metrics.csv"
+    existing.write_text("step,loss\n1,0.5\n")
+    recipe = DetectorRecipe(steps=4, batch_size=2, warmup_steps=1, eval_every=2, eval_scenes=2,
+                            embedding_mix_prob=0.0, synthetic_fraction=0.0)
+
+    def stop_at_the_first_evaluation(line: str) -> None:
+        if "val AP50" in line:
+            raise KeyboardInterrupt(line)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(train, classes, recipe, val=train, progress=False, metrics_csv=existing,
+                       log=stop_at_the_first_evaluation)
+    assert existing.read_text() == "step,loss\n1,0.5\n"
+    partial = (tmp_path / "metrics.csv.partial").read_text().splitlines()
+    assert partial[0].startswith("step,") and len(partial) == 2  # header + step 1 (step 2 stopped at its log)

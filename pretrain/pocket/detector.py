@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import time
 from contextlib import contextmanager
@@ -450,8 +451,12 @@ def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRe
     metrics: list[dict] = []
     writer = None
     if metrics_csv is not None:
+        # the live curve goes to a .partial sibling, renamed at the end: a stopped run leaves the
+        # metrics.csv of the detector already in the folder (e.g. the shipped one) untouched
+        metrics_csv = Path(metrics_csv)
         metrics_csv.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(metrics_csv, "w", newline="")
+        partial_csv = metrics_csv.with_name(metrics_csv.name + ".partial")
+        handle = open(partial_csv, "w", newline="")
     bar = None
     if progress:
         from tqdm.auto import tqdm  # noqa: PLC0415
@@ -501,6 +506,8 @@ def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRe
             bar.close()
         if metrics_csv is not None:
             handle.close()
+    if metrics_csv is not None:
+        os.replace(partial_csv, metrics_csv)
     model.set_class_embeddings(classes.text, list(classes.names))
     set_inference_size(model, recipe.test_size)
     recompute_batchnorm_statistics(model, bn_images)
