@@ -57,6 +57,45 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
+class LiveCSV:
+    """A training curve written row by row while a run goes, to ``<path>.partial`` (follow it with
+    ``tail -f``); ``finish()`` moves it onto ``path``. A run that stops before ``finish()`` leaves
+    whatever ``path`` held untouched (e.g. the curve of the model a retrain would replace)."""
+
+    def __init__(self, path: Path, fieldnames=None, extrasaction: str = "raise"):
+        import csv  # noqa: PLC0415
+
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._csv, self._extrasaction = csv, extrasaction
+        self._file = open(self.partial, "w", newline="")
+        self._writer = None
+        if fieldnames is not None:
+            self._start(fieldnames)
+
+    def _start(self, fieldnames) -> None:
+        self._writer = self._csv.DictWriter(self._file, fieldnames=list(fieldnames), extrasaction=self._extrasaction)
+        self._writer.writeheader()
+
+    def write(self, row: dict, flush: bool = True) -> None:
+        if self._writer is None:  # columns from the first row
+            self._start(row)
+        self._writer.writerow(row)
+        if flush:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close without publishing (the .partial file stays for inspection)."""
+        if not self._file.closed:
+            self._file.close()
+
+    def finish(self) -> Path:
+        self.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     atomic_write_bytes(Path(path), lambda f: torch.save(state, f))
     return Path(path)

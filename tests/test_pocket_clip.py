@@ -263,5 +263,8 @@ def test_short_training_run_lowers_the_loss(tmp_path):
     record = C.run_clip_stage(data, tmp_path / "out", C.ClipRecipe(steps=3, warmup_steps=1, eval_every=3, **TINY),
                               progress=False, log=lambda _: None)
     assert (tmp_path / "out" / "clip_recipe.json").exists() and (tmp_path / "out" / "MODEL_CARD.md").exists()
+    curve = (tmp_path / "out" / "clip_metrics.csv").read_text().splitlines()
+    assert curve[0].startswith("step,") and len(curve) == 4  # header + 3 steps, moved from the .partial file
+    assert not (tmp_path / "out" / "clip_metrics.csv.partial").exists()
     assert (tmp_path / "out" / "figures" / "clip_confusion.png").exists()
     assert record["results"]["renders"]["test"]["n"] == 10

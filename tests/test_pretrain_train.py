@@ -168,3 +168,23 @@ def test_bf16_autocast_on_cpu_with_tensorboard_log(world, tmp_path):
     assert result.step == 3 and all(np.isfinite(float(r["loss"])) for r in result.history)
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads((result.encoder_dir / "training.json").read_text())["config"]["train"]["precision"] == "bf16"
+
+
+def test_a_live_training_curve_replaces_the_old_one_only_when_finished(tmp_path):
+    """LiveCSV (the pocket stages' curves): rows are readable in <path>.partial while the run goes;
+    the previous file is replaced on finish() and left as it was by a run that stops first."""
+    from pretrain.checkpoint import LiveCSV
+
+    old = tmp_path / "metrics.csv"
+    old.write_text("step,loss\n1,9.0\n")
+    stopped = LiveCSV(old)
+    stopped.write({"step": 1, "loss": 0.5})
+    assert list(csv.DictReader(open(stopped.partial))) == [{"step": "1", "loss": "0.5"}]
+    stopped.close()  # a run stopped here: no finish()
+    assert old.read_text() == "step,loss\n1,9.0\n"
+
+    done = LiveCSV(old, ["step", "loss"], extrasaction="ignore")
+    for step in (1, 2):
+        done.write({"step": step, "loss": 1 / step, "lr": 0.1}, flush=False)
+    assert done.finish() == old and not done.partial.exists()
+    assert [r["loss"] for r in csv.DictReader(open(old))] == ["1.0", "0.5"]

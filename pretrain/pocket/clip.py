@@ -25,7 +25,6 @@ files), so the figures are what users get.
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
 import json
 import math
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import LiveCSV
 from .augment import AugmentConfig, augment_crops, augment_renders
 from .categories import BY_NAME
 from .manifests import IMAGE_COLUMNS, read_manifest
@@ -470,13 +470,9 @@ def train_clip(data: Path, recipe: ClipRecipe, progress: bool = True,
             f"cosine {before:.3f} -> {after:.3f}")
 
     metrics: list[dict] = []
-    writer = None
-    if metrics_csv is not None:
-        metrics_csv.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(metrics_csv, "w", newline="")
-        writer = csv.DictWriter(fh, fieldnames=["step", "seconds", "lr", "loss", "loss_i2t", "loss_t2i",
-                                                "batch_acc", "logit_scale", "val_top1", "val_top5"])
-        writer.writeheader()
+    # a .partial file until the end: a stopped retrain leaves the folder's curve (the shipped one) as it was
+    curve = LiveCSV(metrics_csv, ["step", "seconds", "lr", "loss", "loss_i2t", "loss_t2i", "batch_acc",
+                                  "logit_scale", "val_top1", "val_top5"]) if metrics_csv is not None else None
     steps = range(recipe.steps)
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
@@ -515,12 +511,13 @@ def train_clip(data: Path, recipe: ClipRecipe, progress: bool = True,
                 if progress:
                     steps.set_postfix(loss=f"{loss.item():.3f}", val=f"{row['val_top1']:.2f}")
             metrics.append(row)
-            if writer is not None:
-                writer.writerow(row)
-                fh.flush()
+            if curve is not None:
+                curve.write(row)
     finally:
-        if writer is not None:
-            fh.close()
+        if curve is not None:
+            curve.close()
+    if curve is not None:
+        curve.finish()
     model.eval()
     seconds = time.time() - start
     log(f"clip: {recipe.steps} steps in {seconds / 60:.1f} min; last val top-1 "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import time
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import LiveCSV
 from .categories import CATEGORIES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -449,14 +449,8 @@ def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRe
     bn_images = train.images[torch.randperm(len(train), generator=torch.Generator().manual_seed(recipe.seed))
                              [:recipe.bn_recompute_images]]
     metrics: list[dict] = []
-    writer = None
-    if metrics_csv is not None:
-        # the live curve goes to a .partial sibling, renamed at the end: a stopped run leaves the
-        # metrics.csv of the detector already in the folder (e.g. the shipped one) untouched
-        metrics_csv = Path(metrics_csv)
-        metrics_csv.parent.mkdir(parents=True, exist_ok=True)
-        partial_csv = metrics_csv.with_name(metrics_csv.name + ".partial")
-        handle = open(partial_csv, "w", newline="")
+    # a .partial file until the end: a stopped run leaves the folder's metrics.csv (the shipped one) as it was
+    curve = LiveCSV(metrics_csv) if metrics_csv is not None else None
     bar = None
     if progress:
         from tqdm.auto import tqdm  # noqa: PLC0415
@@ -492,22 +486,18 @@ def train_detector(train: SceneSet, classes: ClassEmbeddings, recipe: DetectorRe
                 row["val_ap50"] = round(report["text"]["ap50"], 4)
                 log(f"step {step + 1}: val AP50 (text-prompted) {row['val_ap50']:.3f}")
             metrics.append(row)
-            if metrics_csv is not None:
-                if writer is None:
-                    writer = csv.DictWriter(handle, fieldnames=list(row))
-                    writer.writeheader()
-                writer.writerow(row)
-                handle.flush()
+            if curve is not None:
+                curve.write(row)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
     finally:
         if bar is not None:
             bar.close()
-        if metrics_csv is not None:
-            handle.close()
-    if metrics_csv is not None:
-        os.replace(partial_csv, metrics_csv)
+        if curve is not None:
+            curve.close()
+    if curve is not None:
+        curve.finish()
     model.set_class_embeddings(classes.text, list(classes.names))
     set_inference_size(model, recipe.test_size)
     recompute_batchnorm_statistics(model, bn_images)

@@ -854,27 +854,27 @@ def choose_settings(sweep_rows: list[dict]) -> SamplingSettings:
 
 
 class MetricsLog:
-    """Training rows -> a CSV (one file for both parts; columns fixed up front)."""
+    """Training rows -> a CSV (one file for both parts; columns fixed up front), written as
+    ``<path>.partial`` until ``finish()``: a stopped retrain leaves the folder's curve as it was."""
     COLUMNS = ("part", "step", "loss", "l1", "edge", "chroma", "kl", "mse_v", "grad_norm", "lr", "seconds")
 
     def __init__(self, path: Path):
-        import csv
         import time
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=self.COLUMNS, extrasaction="ignore")
-        self._writer.writeheader()
+        from ..checkpoint import LiveCSV
+
+        self._curve = LiveCSV(path, self.COLUMNS, extrasaction="ignore")
         self._start = time.time()
         self._time = time
 
     def __call__(self, row: dict) -> None:
-        self._writer.writerow(dict(row, seconds=round(self._time.time() - self._start, 2)))
-        if row["step"] % 50 == 0:
-            self._file.flush()
+        self._curve.write(dict(row, seconds=round(self._time.time() - self._start, 2)), flush=row["step"] % 50 == 0)
 
     def close(self) -> None:
-        self._file.close()
+        self._curve.close()
+
+    def finish(self) -> None:
+        self._curve.finish()
 
 
 def run_unclip_stage(data: Path, out: Path | None = None, recipe: UnclipRecipe | None = None, *, clip=None,
@@ -933,6 +933,7 @@ def run_unclip_stage(data: Path, out: Path | None = None, recipe: UnclipRecipe |
         lap("unet")
     finally:
         metrics.close()
+    metrics.finish()
     history = vae_history + unet_history
     plot_losses(history, figures / "unclip_losses.png")
     size = save_pipeline(gen, out, recipe.save_dtype, SamplingSettings())
