@@ -11,6 +11,7 @@ so loading uses ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -63,19 +64,17 @@ class LiveCSV:
     whatever ``path`` held untouched (e.g. the curve of the model a retrain would replace)."""
 
     def __init__(self, path: Path, fieldnames=None, extrasaction: str = "raise"):
-        import csv  # noqa: PLC0415
-
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._csv, self._extrasaction = csv, extrasaction
+        self._extrasaction = extrasaction
         self._file = open(self.partial, "w", newline="")
         self._writer = None
         if fieldnames is not None:
             self._start(fieldnames)
 
     def _start(self, fieldnames) -> None:
-        self._writer = self._csv.DictWriter(self._file, fieldnames=list(fieldnames), extrasaction=self._extrasaction)
+        self._writer = csv.DictWriter(self._file, fieldnames=list(fieldnames), extrasaction=self._extrasaction)
         self._writer.writeheader()
 
     def write(self, row: dict, flush: bool = True) -> None:

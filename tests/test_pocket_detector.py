@@ -243,7 +243,7 @@ def test_a_stopped_training_run_leaves_the_folders_metrics_csv_untouched(tmp_pat
     train, classes = shipped_scenes_as_training_data(tmp_path)
     existing = tmp_path / "metrics.csv"
     existing.write_text("step,loss\n1,0.5\n")
-    recipe = DetectorRecipe(steps=4, batch_size=2, warmup_steps=1, eval_every=2, eval_scenes=2,
+    recipe = DetectorRecipe(steps=4, batch_size=2, warmup_steps=1, eval_every=2,
                             embedding_mix_prob=0.0, synthetic_fraction=0.0)
 
     def stop_at_the_first_evaluation(line: str) -> None:
